@@ -1,0 +1,152 @@
+"""The `survey` command: synth, run and check, without Airflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import Settings
+
+console = Console()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="survey", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, help="data root (default $SURVEY_DATA_DIR "
+                        "or ./data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a realistic synthetic year")
+    synth.add_argument("--year", type=int, required=True)
+    synth.add_argument("--enterprises", type=int, default=50_000)
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--fault-share", type=float, default=0.05)
+    synth.add_argument("--formats", choices=["all", "csv"], default="all")
+    synth.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
+    run = commands.add_parser("run", help="ingest, validate and de-duplicate a year in-process")
+    run.add_argument("--year", type=int, required=True)
+    run.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
+    check = commands.add_parser("check", help="check files before sending them")
+    check.add_argument("files", nargs="+", type=Path)
+    check.add_argument("--year", type=int, help="the survey year (default: the file's own)")
+    check.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None) or args.data_dir)
+    return {"synth": _synth, "run": _run, "check": _check}[args.command](settings, args)
+
+
+def _synth(settings: Settings, args) -> int:
+    from pipeline.synth import synthesize
+
+    with console.status(f"writing synthetic year {args.year} ({args.enterprises:,} enterprises)"):
+        summary = synthesize(args.year, args.enterprises, args.seed, settings.data_dir,
+                             fault_share=args.fault_share, formats=args.formats)
+    console.print(summary)
+    return 0
+
+
+def _run(settings: Settings, args) -> int:
+    from pipeline.ingest import landed_files
+    from pipeline.runner import run_year
+
+    files = landed_files(settings, args.year)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    with progress:
+        task = progress.add_task(f"ingest + validate {args.year}", total=len(files))
+        accounting = run_year(settings, args.year,
+                              on_file=lambda name: progress.advance(task))
+    print_accounting(accounting)
+    console.print(f"valid layer: {settings.valid_path(args.year)}")
+    console.print(f"follow-up:   {accounting['follow_up']['csv']} "
+                  f"({accounting['follow_up']['rows']:,} findings)")
+    console.print(f"accounting:  {accounting['path']}")
+    return 0
+
+
+def print_accounting(accounting: dict) -> None:
+    table = Table(title=f"Survey year {accounting['survey_year']}: every row accounted for")
+    for column in ("file", "status", "rows_read", "accepted", "rejected", "superseded",
+                   "duplicate"):
+        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    for f in accounting["files"]:
+        status = f["status"] if f["status"] == "read" else f"{f['rule']} quarantined"
+        table.add_row(f["source_file"], status,
+                      *(f"{f.get(k, 0) or 0:,}" if f["status"] == "read" else "–"
+                        for k in ("rows_read", "accepted", "rejected", "superseded",
+                                  "duplicate")))
+    total = accounting["total"]
+    table.add_section()
+    table.add_row(f"total ({accounting['files_received']} files, "
+                  f"{accounting['files_quarantined']} quarantined)", "",
+                  *(f"{total[k]:,}" for k in ("rows_read", "accepted", "rejected", "superseded",
+                                              "duplicate")))
+    console.print(table)
+    console.print(
+        f"rows_read {total['rows_read']:,} = accepted {total['accepted']:,} + rejected "
+        f"{total['rejected']:,} + superseded {total['superseded']:,} + duplicate "
+        f"{total['duplicate']:,}")
+
+
+def _check(settings: Settings, args) -> int:
+    import polars as pl
+
+    from pipeline.ingest import read_received
+    from pipeline.validate import check_returns, previous_year_counts, rules
+
+    failed = False
+    for path in args.files:
+        received = read_received(settings, path)
+        report = received.report
+        if received.status != "read":
+            rule = rules()[report.rule]
+            console.print(f"[bold red]{path}: {report.rule} quarantined[/] — {report.reason}\n"
+                          f"  {rule['message_zh']}\n  {rule['message_en']}")
+            failed = True
+            continue
+        year = args.year or _file_year(received.frame) or date.today().year - 1
+        checked = check_returns(received.frame, year, previous_year_counts(settings, year))
+        findings = (
+            checked.select("source_row", "findings").explode("findings").drop_nulls("findings")
+            .unnest("findings").sort("source_row", "rule_id")
+        )
+        table = Table(title=f"{path} ({report.format}, {report.encoding or 'xlsx'}, "
+                      f"{report.rows} rows, survey year {year})")
+        for column in ("行 row", "列 column", "规则 rule", "收到的值 value", "说明", "message"):
+            table.add_column(column, overflow="fold")
+        for f in findings.iter_rows(named=True):
+            rule = rules()[f["rule_id"]]
+            table.add_row(str(f["source_row"]), f["column_name"] or "", f["rule_id"],
+                          f["value_received"] or "", rule["message_zh"], rule["message_en"])
+        if report.unknown_columns:
+            console.print(f"columns ignored: {', '.join(report.unknown_columns)}")
+        console.print(table)
+        errors = findings.filter(pl.col("severity") == "E").height
+        warnings = findings.filter(pl.col("severity") == "W").height
+        console.print(f"{path}: {errors} errors (E), {warnings} warnings (W) in "
+                      f"{checked['rejected'].sum()} of {checked.height} rows rejected")
+        failed = failed or errors > 0
+    return 1 if failed else 0
+
+
+def _file_year(frame) -> int | None:
+    import polars as pl
+
+    from schemas.types import as_whole
+
+    years = frame.select(as_whole(pl.col("survey_year").str.strip_chars())).to_series()
+    mode = years.drop_nulls().mode()
+    return int(mode.sort()[-1]) if len(mode) else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+-- grain: one row per data row of every read file of the survey year, with its outcome
+-- (accepted / rejected / superseded / duplicate) and the D rule that decided it.
+-- input: checked (the validated rows of every read file)
+with copies as (
+    -- D202: rows equal in every form column after normalisation; the first copy stands
+    select
+        *,
+        row_number() over (
+            partition by
+                survey_year, credit_code, enterprise_name, region_code, industry_code,
+                size_class, employees, revenue,
+                intl_led, intl_involved, national_led, national_involved,
+                industry_led, industry_involved, local_led, local_involved,
+                group_led, group_involved, enterprise_declared, zhejiang_made,
+                leader_standards, patents_in_standards,
+                intl_tc_posts, national_tc_members, intl_registered_experts, std_staff,
+                std_spending, innovation_award, financing_amount, rd_expenditure,
+                contact_name, contact_phone, submitted_at, unread_text
+            order by source_file, source_row
+        ) as copy_number
+    from checked
+),
+
+candidates as (
+    -- D201: among valid first copies, the latest submitted_at wins; ties go to the file
+    -- whose name sorts later, then the later row
+    select
+        source_file,
+        source_row,
+        row_number() over (
+            partition by credit_code
+            order by submitted_at desc, source_file desc, source_row desc
+        ) as recency
+    from copies
+    where copy_number = 1 and not rejected
+)
+
+select
+    copies.* exclude (copy_number, unread_text),
+    case
+        when copies.copy_number > 1 then 'duplicate'
+        when copies.rejected then 'rejected'
+        when candidates.recency = 1 then 'accepted'
+        else 'superseded'
+    end as outcome,
+    case
+        when copies.copy_number > 1 then 'D202'
+        when not copies.rejected and candidates.recency > 1 then 'D201'
+    end as outcome_rule
+from copies
+left join candidates using (source_file, source_row)
+order by copies.source_file, copies.source_row

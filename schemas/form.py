@@ -1,0 +1,261 @@
+"""The survey form (version 2025) as pandera models: columns, types and every E/W rule by id.
+
+Each check is named by its rule id (schemas/rules.csv holds the messages), so a pandera failure
+case is a finding: (row index, column, rule id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from schemas import reference
+from schemas.types import CREDIT_CODE_PATTERN, credit_code_check_character
+
+FORM_VERSION = "2025"
+
+SIZE_LABELS = {"大型": "large", "中型": "medium", "小型": "small", "微型": "micro"}
+AWARD_LABELS = {"无": "none", "县级": "county", "市级": "city", "省级": "province"}
+STANDARD_LEVELS = ("intl", "national", "industry", "local", "group")
+
+SECTION_BC_COUNT_MAX = 100_000
+EMPLOYEES_MAX = 2_000_000
+NAME_LENGTH = (2, 100)
+PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$"
+TENFOLD, TENFOLD_FLOOR = 10, 20
+#: Kinds read from text by parsing; a cell of these that does not parse is E002.
+PARSED_KINDS = ("integer", "count", "amount", "datetime")
+#: The form columns, leaving out what the validator adds beside them (…__text, previous_…).
+FORM_COLUMN_PATTERN = r"^(?!previous_)(?!expected_year$)(?!.*__text$).*$"
+
+
+def text_of(column: str) -> str:
+    """The cleaned received text of a column, kept beside its typed value while checking."""
+    return f"{column}__text"
+
+
+def previous_of(column: str) -> str:
+    """Last year's accepted value of a count column, for W106."""
+    return f"previous_{column}"
+
+
+def _col(label_zh: str, kind: str, section: str, *, unit: str = "", blank: str = "required",
+         **checks) -> object:
+    """A form column; kind is the survey-form type, blank says what an empty cell means."""
+    return pa.Field(
+        nullable=True,
+        title=label_zh,
+        metadata={"label_zh": label_zh, "unit": unit, "kind": kind, "section": section,
+                  "blank": blank},
+        **checks,
+    )
+
+
+def _count(label_zh: str, section: str, unit: str = "项") -> object:
+    return _col(label_zh, "count", section, unit=unit, blank="zero")
+
+
+class SurveyReturn(pa.DataFrameModel):
+    """One return, typed: nulls are cells already reported as missing (E001) or unreadable (E002)."""
+
+    # A. Identification
+    survey_year: Optional[int] = _col("统计年度", "integer", "A")
+    credit_code: Optional[str] = _col("统一社会信用代码", "credit_code", "A")
+    enterprise_name: Optional[str] = _col("企业名称", "text", "A")
+    region_code: Optional[str] = _col("所在地行政区划代码", "code", "A")
+    industry_code: Optional[str] = _col("国民经济行业代码", "code", "A")
+    size_class: Optional[str] = _col("企业规模", "enum", "A")
+    employees: Optional[int] = _col("从业人员期末人数", "count", "A", unit="人")
+    revenue: Optional[float] = _col("营业收入", "amount", "A", unit="万元")
+    # B. Standards worked on during the survey year
+    intl_led: Optional[int] = _count("主导制修订国际标准", "B")
+    intl_involved: Optional[int] = _count("参与制修订国际标准（含主导）", "B")
+    national_led: Optional[int] = _count("主导制修订国家标准", "B")
+    national_involved: Optional[int] = _count("参与制修订国家标准（含主导）", "B")
+    industry_led: Optional[int] = _count("主导制修订行业标准", "B")
+    industry_involved: Optional[int] = _count("参与制修订行业标准（含主导）", "B")
+    local_led: Optional[int] = _count("主导制修订地方标准", "B")
+    local_involved: Optional[int] = _count("参与制修订地方标准（含主导）", "B")
+    group_led: Optional[int] = _count("主导制修订团体标准", "B")
+    group_involved: Optional[int] = _count("参与制修订团体标准（含主导）", "B")
+    enterprise_declared: Optional[int] = _count("自我声明公开企业标准", "B")
+    zhejiang_made: Optional[int] = _count("主导制定“浙江制造”标准", "B")
+    leader_standards: Optional[int] = _count("入选企业标准“领跑者”", "B")
+    patents_in_standards: Optional[int] = _count("融入标准的专利", "B", unit="件")
+    # C. Standardisation capacity
+    intl_tc_posts: Optional[int] = _count("担任国际标准化技术机构职务", "C", unit="个")
+    national_tc_members: Optional[int] = _count("全国专业标准化技术委员会委员", "C", unit="人")
+    intl_registered_experts: Optional[int] = _count("国际标准组织注册专家", "C", unit="人")
+    std_staff: Optional[int] = _count("专兼职标准化工作人员", "C", unit="人")
+    std_spending: Optional[float] = _col("标准化经费投入", "amount", "C", unit="万元", blank="zero")
+    innovation_award: Optional[str] = _col("标准创新贡献奖", "enum", "C", blank="none")
+    financing_amount: Optional[float] = _col(
+        "标准融资增信获得融资额", "amount", "C", unit="万元", blank="zero")
+    rd_expenditure: Optional[float] = _col("研发经费支出", "amount", "C", unit="万元", blank="null")
+    # D. Return metadata
+    contact_name: Optional[str] = _col("填报人", "text", "D")
+    contact_phone: Optional[str] = _col("联系电话", "text", "D")
+    submitted_at: Optional[datetime] = _col("填报时间", "datetime", "D")
+
+    # Context the validator adds beside the form: the year being processed, last year's counts.
+    expected_year: Optional[int] = pa.Field(nullable=True)
+
+    class Config:
+        strict = False
+        coerce = False
+
+    @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E001")
+    def present(cls, data: PolarsData) -> pl.LazyFrame:
+        column = FORM_COLUMNS[data.key]
+        if not column.required:
+            return data.lazyframe.select(pl.lit(True).alias(data.key))
+        return data.lazyframe.select(pl.col(text_of(data.key)).is_not_null())
+
+    @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E002")
+    def readable(cls, data: PolarsData) -> pl.LazyFrame:
+        if FORM_COLUMNS[data.key].kind not in PARSED_KINDS:
+            return data.lazyframe.select(pl.lit(True).alias(data.key))
+        return data.lazyframe.select(
+            pl.col(text_of(data.key)).is_null() | pl.col(data.key).is_not_null())
+
+    @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E003")
+    def in_range(cls, data: PolarsData) -> pl.LazyFrame:
+        column = FORM_COLUMNS[data.key]
+        value = pl.col(data.key)
+        if column.kind == "count":
+            ceiling = EMPLOYEES_MAX if column.name == "employees" else SECTION_BC_COUNT_MAX
+            return data.lazyframe.select(value.is_between(0, ceiling))
+        if column.kind == "amount":
+            return data.lazyframe.select(value >= 0)
+        if column.name == "enterprise_name":
+            return data.lazyframe.select(value.str.len_chars().is_between(*NAME_LENGTH))
+        return data.lazyframe.select(pl.lit(True).alias(data.key))
+
+    @pa.check("credit_code", name="E004")
+    def credit_code_alphabet(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).str.contains(CREDIT_CODE_PATTERN))
+
+    @pa.check("credit_code", name="E005")
+    def credit_code_check(cls, data: PolarsData) -> pl.LazyFrame:
+        code = pl.col(data.key)
+        well_formed = code.str.contains(CREDIT_CODE_PATTERN)
+        matches = credit_code_check_character(code) == code.str.slice(17, 1)
+        return data.lazyframe.select(matches | ~well_formed)
+
+    @pa.check("region_code", name="E006")
+    def current_county(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).is_in(reference.county_codes()))
+
+    @pa.check("industry_code", name="E007")
+    def industry_class(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).is_in(reference.industry_classes()))
+
+    @pa.check("size_class", "innovation_award", name="E008")
+    def known_option(cls, data: PolarsData) -> pl.LazyFrame:
+        # The normaliser maps every accepted label to its value, anything else to null.
+        return data.lazyframe.select(
+            pl.col(text_of(data.key)).is_null() | pl.col(data.key).is_not_null())
+
+    @pa.check(*(f"{level}_led" for level in STANDARD_LEVELS), name="E009")
+    def led_within_involved(cls, data: PolarsData) -> pl.LazyFrame:
+        involved = data.key.removesuffix("_led") + "_involved"
+        return data.lazyframe.select(pl.col(data.key) <= pl.col(involved))
+
+    @pa.check("std_staff", name="E010")
+    def staff_within_employees(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) <= pl.col("employees"))
+
+    @pa.check("survey_year", name="E011")
+    def year_processed(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) == pl.col("expected_year"))
+
+    @pa.check("std_spending", name="W101")
+    def spending_within_revenue(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) <= pl.col("revenue"))
+
+    @pa.check("size_class", name="W102")
+    def size_rules(cls, data: PolarsData) -> pl.LazyFrame:
+        sections = pl.col("industry_code").replace_strict(
+            reference.class_sections(), default=None, return_dtype=pl.Utf8)
+        applies = sections.is_in(reference.SIZE_RULE_SECTIONS)
+        return data.lazyframe.select(
+            (pl.col(data.key) == statistical_size_class()) | ~applies.fill_null(False))
+
+    @pa.check("credit_code", name="W103")
+    def registered_in_zhejiang(cls, data: PolarsData) -> pl.LazyFrame:
+        code = pl.col(data.key)
+        return data.lazyframe.select(
+            (code.str.slice(2, 2) == "33") | ~code.str.contains(CREDIT_CODE_PATTERN))
+
+    @pa.check("submitted_at", name="W104")
+    def in_collection_window(cls, data: PolarsData) -> pl.LazyFrame:
+        opens = pl.datetime(pl.col("expected_year") + 1, 1, 1)
+        closes = pl.datetime(pl.col("expected_year") + 1, 4, 1)
+        value = pl.col(data.key)
+        return data.lazyframe.select((value >= opens) & (value < closes))
+
+    @pa.check("leader_standards", name="W105")
+    def leaders_within_declared(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) <= pl.col("enterprise_declared"))
+
+    @pa.check(FORM_COLUMN_PATTERN, regex=True, name="W106")
+    def no_tenfold_jump(cls, data: PolarsData) -> pl.LazyFrame:
+        previous = previous_of(data.key)
+        column = FORM_COLUMNS[data.key]
+        if column.kind != "count" or previous not in data.lazyframe.collect_schema().names():
+            return data.lazyframe.select(pl.lit(True).alias(data.key))
+        value = pl.col(data.key)
+        jump = (value > TENFOLD * pl.col(previous)) & (value >= TENFOLD_FLOOR)
+        return data.lazyframe.select(~jump)
+
+    @pa.check("contact_phone", name="W107")
+    def phone_like(cls, data: PolarsData) -> pl.LazyFrame:
+        digits = pl.col(data.key).str.replace_all(r"[\s()]", "")
+        return data.lazyframe.select(digits.str.contains(PHONE_PATTERN))
+
+
+def statistical_size_class() -> pl.Expr:
+    """The 2017 size class: the largest class whose employee and revenue bounds are both met."""
+    employees, revenue = pl.col("employees"), pl.col("revenue")
+    expr = pl.lit("micro")
+    for size in ("small", "medium", "large"):
+        floor = reference.size_thresholds()[size]
+        expr = pl.when((employees >= floor["employees"]) & (revenue >= floor["revenue"])).then(
+            pl.lit(size)).otherwise(expr)
+    return expr
+
+
+@dataclass(frozen=True)
+class FormColumn:
+    name: str
+    label_zh: str
+    unit: str
+    kind: str
+    section: str
+    blank: str
+    dtype: object
+
+    @property
+    def required(self) -> bool:
+        return self.blank == "required"
+
+
+def _form_columns() -> dict[str, FormColumn]:
+    schema = SurveyReturn.to_schema()
+    columns = {}
+    for name, column in schema.columns.items():
+        meta = (column.metadata or {})
+        if not meta:
+            continue
+        columns[name] = FormColumn(name=name, dtype=column.dtype.type, **meta)
+    return columns
+
+
+#: The form's columns in form order, by canonical English name.
+FORM_COLUMNS: dict[str, FormColumn] = _form_columns()
+COUNT_COLUMNS = [c.name for c in FORM_COLUMNS.values() if c.kind == "count"]

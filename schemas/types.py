@@ -1,0 +1,86 @@
+"""How a received text cell is read as its form type: polars expressions shared by checks and normaliser."""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: GB 32100-2015 alphabet; a character's value is its position.
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_CODE_WEIGHTS = [pow(3, i, 31) for i in range(17)]
+CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+
+#: Accepted date-time layouts (survey form §2 D), tried in order.
+DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d",
+)
+DATETIME_TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M:%S%:z")
+LOCAL_TZ = "Asia/Shanghai"
+
+
+def cleaned(received: pl.Series) -> pl.Series:
+    """NFKC-normalised and trimmed text; blank becomes null."""
+    # NFKC is the costliest step, and it changes nothing in ASCII: run it only where needed.
+    needs_nfkc = received.str.contains(r"[^\x00-\x7f]").fill_null(False).arg_true()
+    if len(needs_nfkc):
+        received = received.scatter(needs_nfkc, received.gather(needs_nfkc).str.normalize("NFKC"))
+    text = received.str.strip_chars()
+    return text.set(text == "", None)
+
+
+def without_separators(text: pl.Expr) -> pl.Expr:
+    return text.str.replace_all(",", "", literal=True)
+
+
+def as_number(text: pl.Expr) -> pl.Expr:
+    """A finite decimal, or null; thousands separators dropped."""
+    number = without_separators(text).cast(pl.Float64, strict=False)
+    return pl.when(number.is_finite()).then(number)
+
+
+def as_whole(text: pl.Expr) -> pl.Expr:
+    """A whole number (2 and 2.0 alike), or null for text and fractions."""
+    number = as_number(text)
+    return pl.when(number == number.floor()).then(number).cast(pl.Int64, strict=False)
+
+
+def as_amount(text: pl.Expr) -> pl.Expr:
+    return as_number(text).round(2)
+
+
+def as_datetime(text: pl.Expr) -> pl.Expr:
+    """Local (Asia/Shanghai) wall-clock time, or null when no accepted layout reads it."""
+    naive = [text.str.to_datetime(f, strict=False, time_unit="us") for f in DATETIME_FORMATS]
+    zoned = [
+        text.str.to_datetime(f, strict=False, time_unit="us")
+        .dt.convert_time_zone(LOCAL_TZ)
+        .dt.replace_time_zone(None)
+        for f in DATETIME_TZ_FORMATS
+    ]
+    return pl.coalesce(*naive, *zoned)
+
+
+def as_enum(text: pl.Expr, labels: dict[str, str]) -> pl.Expr:
+    """The English value of an enum cell (Chinese labels and any letter case accepted), or null."""
+    lookup = {**{v: v for v in labels.values()}, **labels}
+    return text.str.to_lowercase().replace_strict(lookup, default=None, return_dtype=pl.Utf8)
+
+
+def as_credit_code(text: pl.Expr) -> pl.Expr:
+    return text.str.to_uppercase()
+
+
+def credit_code_check_character(code: pl.Expr) -> pl.Expr:
+    """The check character GB 32100 expects for the first 17 characters, vectorised."""
+    values = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
+    total = pl.sum_horizontal(
+        code.str.slice(i, 1).replace_strict(values, default=None, return_dtype=pl.Int64) * weight
+        for i, weight in enumerate(CREDIT_CODE_WEIGHTS)
+    )
+    check_value = (31 - total % 31) % 31
+    return check_value.replace_strict(dict(enumerate(CREDIT_CODE_ALPHABET)), return_dtype=pl.Utf8)
