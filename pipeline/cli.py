@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--year", type=int, required=True)
     run.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
+    accounting = commands.add_parser("accounting", help="print a processed year's accounting")
+    accounting.add_argument("--year", type=int, required=True)
+    accounting.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
     check = commands.add_parser("check", help="check files before sending them")
     check.add_argument("files", nargs="+", type=Path)
     check.add_argument("--year", type=int, help="the survey year (default: the file's own)")
@@ -41,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None) or args.data_dir)
-    return {"synth": _synth, "run": _run, "check": _check}[args.command](settings, args)
+    commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check}
+    return commands[args.command](settings, args)
 
 
 def _synth(settings: Settings, args) -> int:
@@ -65,15 +70,22 @@ def _run(settings: Settings, args) -> int:
         task = progress.add_task(f"ingest + validate {args.year}", total=len(files))
         accounting = run_year(settings, args.year,
                               on_file=lambda name: progress.advance(task))
-    print_accounting(accounting)
-    console.print(f"valid layer: {settings.valid_path(args.year)}")
-    console.print(f"follow-up:   {accounting['follow_up']['csv']} "
-                  f"({accounting['follow_up']['rows']:,} findings)")
-    console.print(f"accounting:  {accounting['path']}")
+    print_accounting(settings, accounting)
     return 0
 
 
-def print_accounting(accounting: dict) -> None:
+def _accounting(settings: Settings, args) -> int:
+    import json
+
+    path = settings.output_dir(args.year) / "accounting.json"
+    if not path.exists():
+        console.print(f"[red]{args.year} has not been processed: no {path}[/]")
+        return 1
+    print_accounting(settings, json.loads(path.read_text(encoding="utf-8")) | {"path": str(path)})
+    return 0
+
+
+def print_accounting(settings: Settings, accounting: dict) -> None:
     table = Table(title=f"Survey year {accounting['survey_year']}: every row accounted for")
     for column in ("file", "status", "rows_read", "accepted", "rejected", "superseded",
                    "duplicate"):
@@ -95,6 +107,10 @@ def print_accounting(accounting: dict) -> None:
         f"rows_read {total['rows_read']:,} = accepted {total['accepted']:,} + rejected "
         f"{total['rejected']:,} + superseded {total['superseded']:,} + duplicate "
         f"{total['duplicate']:,}")
+    console.print(f"valid layer: {settings.valid_path(accounting['survey_year'])}")
+    console.print(f"follow-up:   {accounting['follow_up']['csv']} "
+                  f"({accounting['follow_up']['rows']:,} findings)")
+    console.print(f"accounting:  {accounting['path']}")
 
 
 def _check(settings: Settings, args) -> int:

@@ -182,7 +182,8 @@ class SurveyReturn(pa.DataFrameModel):
     def size_rules(cls, data: PolarsData) -> pl.LazyFrame:
         sections = pl.col("industry_code").replace_strict(
             reference.class_sections(), default=None, return_dtype=pl.Utf8)
-        applies = sections.is_in(reference.SIZE_RULE_SECTIONS)
+        applies = (sections.is_in(reference.SIZE_RULE_SECTIONS)
+                   & pl.col("employees").is_not_null() & pl.col("revenue").is_not_null())
         return data.lazyframe.select(
             (pl.col(data.key) == statistical_size_class()) | ~applies.fill_null(False))
 
