@@ -1,0 +1,1515 @@
+"""Synthetic survey years: landing files of every accepted shape and fault, the frame, and exact truth."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import shutil
+import time
+import unicodedata
+import zipfile
+import zlib
+from collections import Counter
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import xlsxwriter
+
+from schemas import reference
+from schemas.form import AWARD_LABELS, FORM_COLUMNS, SIZE_LABELS
+from schemas.types import CREDIT_CODE_ALPHABET, CREDIT_CODE_WEIGHTS
+
+# ---------------------------------------------------------------------------------------------
+# Form facts, taken from the schema so a renamed column cannot silently drift from the truth.
+# ---------------------------------------------------------------------------------------------
+
+COLUMNS: list[str] = list(FORM_COLUMNS)
+COUNT_COLS = [c for c, m in FORM_COLUMNS.items() if m.kind == "count"]
+AMOUNT_COLS = [c for c, m in FORM_COLUMNS.items() if m.kind == "amount"]
+REQUIRED_COLS = [c for c, m in FORM_COLUMNS.items() if m.blank == "required"]
+BC_COUNTS = [c for c in COUNT_COLS if FORM_COLUMNS[c].section in ("B", "C")]
+LEVELS = ("intl", "national", "industry", "local", "group")
+E_RULES = [f"E{i:03d}" for i in range(1, 12)]
+W_RULES = [f"W{i}" for i in range(101, 108)]
+F_RULES = [f"F{i}" for i in range(301, 307)]
+
+COUNT_MAX, EMPLOYEES_MAX = 100_000, 2_000_000
+NAME_MIN, NAME_MAX = 2, 100
+TENFOLD, TENFOLD_FLOOR = 10, 20
+PHONE_RE = re.compile(r"(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})")
+CODE_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
+ENUM_LOOKUP = {
+    "size_class": {**{v: v for v in SIZE_LABELS.values()}, **SIZE_LABELS},
+    "innovation_award": {**{v: v for v in AWARD_LABELS.values()}, **AWARD_LABELS},
+}
+SIZE_ZH = {v: k for k, v in SIZE_LABELS.items()}
+AWARD_ZH = {v: k for k, v in AWARD_LABELS.items()}
+DT_CANON = "%Y-%m-%d %H:%M:%S"
+
+# Shares of the year's filers; fault_share is the caller's knob.
+NON_FILER_SHARE = 0.05
+RESUBMIT_SHARE = 0.03
+DUPLICATE_SHARE = 0.01
+VARIANT_SHARE = 0.05
+ONLINE_SHARE = 0.25
+OUTSIDE_SHARE = 0.02
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary for realistic names. Pinyin is kept beside each syllable so English names agree.
+# ---------------------------------------------------------------------------------------------
+
+CITIES = {  # city prefix -> (pinyin, telephone area code, weight in the population)
+    "3301": ("Hangzhou", "0571", 3.0), "3302": ("Ningbo", "0574", 2.5),
+    "3303": ("Wenzhou", "0577", 1.3), "3304": ("Jiaxing", "0573", 1.2),
+    "3305": ("Huzhou", "0572", 1.0), "3306": ("Shaoxing", "0575", 1.3),
+    "3307": ("Jinhua", "0579", 1.2), "3308": ("Quzhou", "0570", 0.6),
+    "3309": ("Zhoushan", "0580", 0.5), "3310": ("Taizhou", "0576", 1.2),
+    "3311": ("Lishui", "0578", 0.6),
+}
+ZIHAO_1 = [("华", "Hua"), ("天", "Tian"), ("新", "Xin"), ("金", "Jin"), ("宏", "Hong"),
+           ("永", "Yong"), ("恒", "Heng"), ("盛", "Sheng"), ("瑞", "Rui"), ("德", "De"),
+           ("振", "Zhen"), ("正", "Zheng"), ("兴", "Xing"), ("东", "Dong"), ("中", "Zhong"),
+           ("博", "Bo"), ("嘉", "Jia"), ("利", "Li"), ("鑫", "Xin"), ("海", "Hai"), ("宇", "Yu"),
+           ("立", "Li"), ("明", "Ming"), ("方", "Fang"), ("万", "Wan"), ("富", "Fu"),
+           ("凯", "Kai"), ("通", "Tong"), ("长", "Chang"), ("伟", "Wei"), ("新", "Xin")]
+ZIHAO_2 = [("达", "da"), ("成", "cheng"), ("源", "yuan"), ("泰", "tai"), ("丰", "feng"),
+           ("力", "li"), ("信", "xin"), ("安", "an"), ("光", "guang"), ("科", "ke"),
+           ("远", "yuan"), ("兴", "xing"), ("隆", "long"), ("昌", "chang"), ("峰", "feng"),
+           ("诚", "cheng"), ("越", "yue"), ("宝", "bao"), ("润", "run"), ("邦", "bang"),
+           ("森", "sen"), ("辉", "hui"), ("杰", "jie"), ("航", "hang"), ("锐", "rui"),
+           ("腾", "teng"), ("星", "xing"), ("晨", "chen"), ("悦", "yue"), ("川", "chuan")]
+DIVISION_WORDS = {
+    13: ("食品", "Food"), 14: ("食品", "Food"), 15: ("酒业", "Beverage"), 17: ("纺织", "Textile"),
+    18: ("服饰", "Apparel"), 19: ("皮革", "Leather"), 20: ("木业", "Wood"), 21: ("家具", "Furniture"),
+    22: ("纸业", "Paper"), 23: ("印务", "Printing"), 24: ("文体用品", "Stationery"),
+    25: ("石化", "Petrochemical"), 26: ("化工", "Chemical"), 27: ("药业", "Pharmaceutical"),
+    28: ("化纤", "Chemical Fibre"), 29: ("塑业", "Plastics"), 30: ("建材", "Building Materials"),
+    31: ("钢铁", "Steel"), 32: ("有色金属", "Nonferrous Metals"), 33: ("五金", "Hardware"),
+    34: ("机械", "Machinery"), 35: ("装备", "Equipment"), 36: ("汽车部件", "Auto Parts"),
+    37: ("船舶", "Marine"), 38: ("电气", "Electric"), 39: ("电子", "Electronics"),
+    40: ("仪表", "Instruments"), 41: ("工艺品", "Crafts"), 42: ("再生资源", "Recycling"),
+    43: ("设备维修", "Equipment Repair"),
+}
+SECTION_WORDS = {
+    "A": ("农业", "Agriculture"), "B": ("矿业", "Mining"), "C": ("制造", "Manufacturing"),
+    "D": ("能源", "Energy"), "E": ("建设", "Construction"), "F": ("贸易", "Trading"),
+    "G": ("物流", "Logistics"), "H": ("餐饮", "Catering"), "I": ("信息技术", "Information Technology"),
+    "J": ("投资", "Investment"), "K": ("置业", "Real Estate"), "L": ("企业管理", "Management"),
+    "M": ("科技", "Technology"), "N": ("环境工程", "Environmental Engineering"),
+    "O": ("家政服务", "Home Services"), "P": ("教育科技", "Education"), "Q": ("健康管理", "Health"),
+    "R": ("文化传媒", "Media"), "S": ("社会服务", "Services"), "T": ("国际合作", "International"),
+}
+SECTION_WEIGHT = {"C": 0.68, "F": 0.08, "I": 0.05, "M": 0.05, "E": 0.04, "G": 0.02, "L": 0.02,
+                  "D": 0.015, "B": 0.01, "K": 0.01, "N": 0.01, "A": 0.005, "H": 0.005, "R": 0.005}
+# Zhejiang's manufacturing leans to textiles, machinery, electrical and electronics.
+DIVISION_WEIGHT = {17: 3.0, 18: 2.0, 26: 2.0, 29: 2.0, 33: 2.5, 34: 3.0, 35: 2.0, 36: 1.5,
+                   38: 3.0, 39: 2.5, 40: 1.5}
+SUFFIXES = [("有限公司", "Co., Ltd."), ("股份有限公司", "Co., Ltd."), ("集团有限公司", "Group Co., Ltd.")]
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余叶")
+GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红玲丹建国文辉鹏飞燕晨浩宇婷雪琳")
+MOBILE_PREFIXES = [str(p) for p in (130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 153,
+                                     155, 156, 157, 158, 159, 166, 173, 177, 180, 181, 182, 183, 185,
+                                     186, 187, 188, 189, 191, 198, 199)]
+# Registration offices recorded in old codes: abolished or since-renamed county codes.
+OLD_ZJ_CODES = ["330103", "330104", "330183", "330184", "330185", "330204", "330283", "330621",
+                "330682", "331021"]
+OUTSIDE_CODES = ["310115", "310104", "320505", "320102", "110108", "440305", "340104", "360102",
+                 "350203", "370202", "420106", "510107"]
+
+SHAPES = ("csv", "csv_bom", "csv_gb", "xlsx", "jsonl")
+EXT = {"csv": "csv", "csv_bom": "csv", "csv_gb": "csv", "xlsx": "xlsx", "jsonl": "jsonl"}
+OUR_PREFIXES = ("county_", "city_", "online_")
+
+
+# ---------------------------------------------------------------------------------------------
+# Randomness: one named stream per purpose, so adding a draw in one place moves nothing else.
+# ---------------------------------------------------------------------------------------------
+
+def _stream(seed: int, *key: int | str) -> np.random.Generator:
+    words = [int(seed) % (1 << 63)]
+    for k in key:
+        words.append(zlib.crc32(k.encode()) if isinstance(k, str) else int(k) % (1 << 63))
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+class _Py:
+    """Scalar draws for the per-row Python stages, from a numpy Generator."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def random(self) -> float:
+        return float(self.rng.random())
+
+    def int(self, lo: int, hi: int) -> int:  # inclusive
+        return int(self.rng.integers(lo, hi + 1))
+
+    def pick(self, seq):
+        return seq[int(self.rng.integers(0, len(seq)))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Credit codes
+# ---------------------------------------------------------------------------------------------
+
+def check_character(first17: str) -> str:
+    total = sum(CODE_VALUE[ch] * w for ch, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
+    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
+
+
+def credit_code_ok(code: str) -> bool:
+    """Well formed and the check character right (what a clean row must satisfy)."""
+    return (len(code) == 18 and all(ch in CODE_VALUE for ch in code)
+            and check_character(code[:17]) == code[17])
+
+
+def _codes_from_values(values: np.ndarray) -> np.ndarray:
+    """(n, 17) alphabet values -> n valid 18-character codes (check character appended)."""
+    weights = np.array(CREDIT_CODE_WEIGHTS, dtype=np.int64)
+    check = (31 - (values * weights).sum(axis=1) % 31) % 31
+    full = np.concatenate([values, check[:, None]], axis=1)
+    table = np.frombuffer(CREDIT_CODE_ALPHABET.encode(), dtype=np.uint8)
+    chars = np.ascontiguousarray(table[full])
+    return np.char.decode(chars.view("S18").ravel(), "ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Population (seed only: stable across years)
+# ---------------------------------------------------------------------------------------------
+
+def _size_rule(employees: np.ndarray, revenue_cents: np.ndarray) -> np.ndarray:
+    thresholds = reference.size_thresholds()
+    out = np.full(employees.shape, "micro", dtype=object)
+    for size in ("small", "medium", "large"):
+        floor = thresholds[size]
+        met = (employees >= floor["employees"]) & (revenue_cents >= round(floor["revenue"] * 100))
+        out[met] = size
+    return out
+
+
+def _population(seed: int, n: int) -> pl.DataFrame:
+    """Every enterprise of the province sample: identity, stable baselines, contact."""
+    counties = [r for r in reference.regions() if r["level"] == "county"]
+    city_names = {r["code"]: r["name"] for r in reference.regions() if r["level"] == "city"}
+    county_code = np.array([r["code"] for r in counties])
+    weights = np.array([CITIES[c[:4]][2] for c in county_code])
+    region = _stream(seed, "pop.region").choice(len(counties), size=n, p=weights / weights.sum())
+
+    sections = reference.class_sections()
+    classes = sorted(sections)
+    per_section = Counter(sections.values())
+    c_div_total = sum(DIVISION_WEIGHT.get(int(c[:2]), 1.0) for c in classes if sections[c] == "C")
+    cls_w = []
+    for c in classes:
+        s = sections[c]
+        if s == "C":
+            cls_w.append(SECTION_WEIGHT["C"] * DIVISION_WEIGHT.get(int(c[:2]), 1.0) / c_div_total)
+        else:
+            cls_w.append(SECTION_WEIGHT.get(s, 0.0) / per_section[s])
+    cls_w = np.array(cls_w)
+    industry = _stream(seed, "pop.industry").choice(len(classes), size=n, p=cls_w / cls_w.sum())
+    industry_code = np.array(classes)[industry]
+    section = np.array([sections[c] for c in classes])[industry]
+    bcd = np.isin(section, reference.SIZE_RULE_SECTIONS)
+
+    # Activity: most enterprises have no standards work at all; a few lead dozens.
+    level = _stream(seed, "pop.activity").choice(4, size=n, p=[0.74, 0.22, 0.035, 0.005])
+    scale = np.array([0.0, 1.0, 4.0, 25.0])[level]
+    active = level > 0
+
+    g = _stream(seed, "pop.size")
+    employees = np.rint(g.lognormal(np.log(30), 1.25, n) * np.array([1, 1.5, 3, 8])[level])
+    employees = np.clip(employees, 1, 250_000).astype(np.int64)
+    per_head = np.where(section == "C", g.lognormal(np.log(50), 0.9, n),
+                        g.lognormal(np.log(30), 1.0, n))  # 万元 per person
+    revenue = np.maximum(100, np.rint(employees * per_head * 100)).astype(np.int64)  # cents
+    size = _size_rule(employees, revenue)
+
+    def base(key: str, p: np.ndarray | float, magnitude: np.ndarray) -> np.ndarray:
+        r = _stream(seed, "pop.count", key)
+        u, m = r.random(n), r.lognormal(0.0, 0.6, n)
+        return np.where(u < p, magnitude * m, 0.0)
+
+    b: dict[str, np.ndarray] = {}
+    b["enterprise_declared"] = base("declared", np.where(active, 0.9, 0), scale * 4)
+    b["leader_standards"] = np.where(_stream(seed, "pop.leader").random(n) < 0.12,
+                                     b["enterprise_declared"] * 0.4, 0.0)
+    level_p = {"group": 0.4, "local": 0.15, "industry": 0.15, "national": 0.12, "intl": 0.02}
+    for lv in LEVELS:
+        p = np.where(active, np.where(level == 3, max(level_p[lv], 0.5), level_p[lv]), 0)
+        inv = base(f"{lv}_involved", p, scale * 1.5)
+        b[f"{lv}_involved"] = inv
+        b[f"{lv}_led"] = np.where(_stream(seed, "pop.led", lv).random(n) < 0.5, inv * 0.6, 0.0)
+    b["zhejiang_made"] = base("zhejiang_made", np.where(active, 0.08, 0), scale * 1.2)
+    b["patents_in_standards"] = base("patents", np.where(active, 0.1, 0), scale * 3)
+    b["intl_tc_posts"] = base("intl_tc", np.where(level == 3, 0.5, np.where(active, 0.01, 0)),
+                              scale * 0.1)
+    b["national_tc_members"] = base("national_tc", np.where(level >= 2, 0.5, np.where(active, 0.1, 0)),
+                                    scale * 0.3)
+    b["intl_registered_experts"] = base("intl_experts", np.where(active, 0.03, 0), scale * 0.1)
+    staff = base("std_staff", np.where(active, 0.9, 0.2), np.maximum(scale, 0.7) * 2)
+    b["std_staff"] = np.minimum(staff, employees)
+    spend = base("std_spending", np.where(active, 0.9, 0.1), np.maximum(scale, 0.15) * 8) * 100
+    b["std_spending"] = np.minimum(np.rint(spend), revenue)
+    b["financing_amount"] = base("financing", np.where(active, 0.05, 0.005), 500.0) * 100
+    rd = _stream(seed, "pop.rd")
+    rd_blank = rd.random(n) < 0.3
+    b["rd_expenditure"] = np.where(rd_blank, -1.0, np.rint(revenue * rd.uniform(0, 0.06, n)))
+
+    # Credit codes: mostly 91 + the county (or its city, or an old office code); 2% elsewhere.
+    cc = _stream(seed, "pop.code")
+    entity = cc.choice([1, 2, 3], size=n, p=[0.97, 0.02, 0.01])
+    which = cc.random(n)
+    own = county_code[region]
+    city_code = np.array([c[:4] + "00" for c in own])
+    old = np.array(OLD_ZJ_CODES)[cc.integers(0, len(OLD_ZJ_CODES), n)]
+    outside_code = np.array(OUTSIDE_CODES)[cc.integers(0, len(OUTSIDE_CODES), n)]
+    outside = cc.random(n) < OUTSIDE_SHARE
+    reg = np.where(which < 0.80, own, np.where(which < 0.92, city_code,
+                                                np.where(which < 0.97, old, "330000")))
+    reg = np.where(outside, outside_code, reg)
+    values = np.zeros((n, 17), dtype=np.int64)
+    values[:, 0] = 9
+    values[:, 1] = entity
+    values[:, 2:8] = (np.frombuffer(reg.astype("S6").tobytes(), dtype=np.uint8).reshape(n, 6)
+                      - ord("0"))
+    # Organisation code: a bijection of the index keeps codes unique without a retry loop.
+    idx = np.arange(n, dtype=np.int64)
+    mult, span = 1_000_003 * 7919, 31 ** 7
+    org = (idx * (mult % span) + (seed * 7_777_777_777) % span) % span
+    digits = np.stack([(org // 31 ** k) % 31 for k in range(6, -1, -1)], axis=1)
+    ma = cc.random(n) < 0.45
+    values[:, 8] = np.where(ma, CODE_VALUE["M"], cc.integers(0, 10, n))
+    values[:, 9] = np.where(ma, CODE_VALUE["A"], digits[:, 0])
+    values[:, 10:16] = digits[:, 1:7]
+    values[:, 16] = np.where(ma, cc.integers(0, 31, n), cc.integers(0, 31, n))
+    codes = _codes_from_values(values)
+    # MA codes use 7 bijection digits at 11-17; fold the last one in so both styles stay unique.
+    values[:, 10:17] = np.where(ma[:, None], digits, values[:, 10:17])
+    codes = _codes_from_values(values)
+
+    # Names: 字号 + industry word + legal form, prefixed by city, province or county.
+    nm = _stream(seed, "pop.name")
+    z1, z2 = nm.integers(0, len(ZIHAO_1), n), nm.integers(0, len(ZIHAO_2), n)
+    style = nm.choice(5, size=n, p=[0.45, 0.25, 0.22, 0.06, 0.02])
+    suffix = nm.choice(3, size=n, p=[0.8, 0.15, 0.05])
+    word = np.array([DIVISION_WORDS.get(int(c[:2]), SECTION_WORDS["C"])[0]
+                     if sections[c] == "C" else SECTION_WORDS[sections[c]][0] for c in classes]
+                    )[industry]
+    word_en = np.array([DIVISION_WORDS.get(int(c[:2]), SECTION_WORDS["C"])[1]
+                        if sections[c] == "C" else SECTION_WORDS[sections[c]][1] for c in classes]
+                       )[industry]
+    county_short = np.array([_short(r["name"]) for r in counties])[region]
+    city_zh = np.array([city_names[c[:4] + "00"].removesuffix("市") for c in county_code])[region]
+    city_py = np.array([CITIES[c[:4]][0] for c in county_code])[region]
+    frame = pl.DataFrame({
+        "city": city_zh, "city_py": city_py, "county": county_short,
+        "z1": np.array([z[0] for z in ZIHAO_1])[z1], "z1py": np.array([z[1] for z in ZIHAO_1])[z1],
+        "z2": np.array([z[0] for z in ZIHAO_2])[z2], "z2py": np.array([z[1] for z in ZIHAO_2])[z2],
+        "word": word, "word_en": word_en, "style": style,
+        "suffix": np.array([s[0] for s in SUFFIXES])[suffix],
+        "suffix_en": np.array([s[1] for s in SUFFIXES])[suffix],
+    })
+    zh = pl.concat_str("z1", "z2")
+    name = frame.select(
+        pl.when(pl.col("style") == 0).then(pl.concat_str("city", zh, "word", "suffix"))
+        .when(pl.col("style") == 1).then(pl.concat_str(pl.lit("浙江"), zh, "word", "suffix"))
+        .when(pl.col("style") == 2).then(pl.concat_str("county", zh, "word", pl.lit("有限公司")))
+        .when(pl.col("style") == 3).then(
+            pl.concat_str(zh, "word", pl.lit("有限公司"), "city", pl.lit("分公司")))
+        .otherwise(pl.concat_str("city_py", pl.lit(" "), "z1py", "z2py", pl.lit(" "), "word_en",
+                                 pl.lit(" "), "suffix_en")).alias("name")
+    )["name"]
+
+    ct = _stream(seed, "pop.contact")
+    surname = np.array(SURNAMES)[ct.integers(0, len(SURNAMES), n)]
+    given1 = np.array(GIVEN)[ct.integers(0, len(GIVEN), n)]
+    given2 = np.where(ct.random(n) < 0.7, np.array(GIVEN)[ct.integers(0, len(GIVEN), n)], "")
+    mobile = ct.random(n) < 0.75
+    prefix = np.array(MOBILE_PREFIXES)[ct.integers(0, len(MOBILE_PREFIXES), n)]
+    tail = ct.integers(0, 100_000_000, n)
+    area = np.array([CITIES[c[:4]][1] for c in county_code])[region]
+    land = ct.integers(2, 9, n) * 10_000_000 + ct.integers(0, 10_000_000, n)
+    people = pl.DataFrame({"s": surname, "g1": given1, "g2": given2, "mobile": mobile,
+                           "prefix": prefix, "tail": tail, "area": area, "land": land})
+    people = people.select(
+        pl.concat_str("s", "g1", "g2").alias("contact_name"),
+        pl.when(pl.col("mobile"))
+        .then(pl.concat_str("prefix", pl.col("tail").cast(pl.Utf8).str.zfill(8)))
+        .otherwise(pl.concat_str("area", pl.lit("-"), pl.col("land").cast(pl.Utf8)))
+        .alias("contact_phone"),
+    )
+
+    columns = {
+        "credit_code": codes, "enterprise_name": name, "region_code": own,
+        "industry_code": industry_code, "section": section, "bcd": bcd, "size_class": size,
+        "outside": outside, "employees_b": employees, "revenue_b": revenue,
+        "contact_name": people["contact_name"], "contact_phone": people["contact_phone"],
+        "activity": level,
+    }
+    for col, arr in b.items():
+        columns[f"{col}_b"] = arr
+    return pl.DataFrame(columns)
+
+
+def _short(county_name: str) -> str:
+    return county_name[:-1] if len(county_name) > 2 and county_name[-1] in "区县市" else county_name
+
+
+# ---------------------------------------------------------------------------------------------
+# One year's values (year changes activity only, by a bounded noise on stable baselines)
+# ---------------------------------------------------------------------------------------------
+
+def _noisy(base: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    # A nonzero baseline never rounds to 0: rule W106 compares years, and 0 -> n is a jump.
+    return np.where(base > 0, np.maximum(1, np.rint(base * factor)), 0).astype(np.int64)
+
+
+def _year_values(pop: pl.DataFrame, seed: int, year: int) -> dict[str, np.ndarray]:
+    n = pop.height
+    noise_cols = ["employees", "revenue", *BC_COUNTS, "std_spending", "financing_amount",
+                  "rd_expenditure"]
+    factor = _stream(seed, "year.noise", year).uniform(0.8, 1.25, size=(n, len(noise_cols)))
+    f = {c: factor[:, i] for i, c in enumerate(noise_cols)}
+    v: dict[str, np.ndarray] = {}
+    emp_b, rev_b = pop["employees_b"].to_numpy(), pop["revenue_b"].to_numpy()
+    emp, rev = _noisy(emp_b, f["employees"]), _noisy(rev_b, f["revenue"])
+    # Size is an enterprise fact: where noise would cross a 2017 bound, keep the baseline.
+    drift = pop["bcd"].to_numpy() & (_size_rule(emp, rev) != pop["size_class"].to_numpy())
+    v["employees"], v["revenue"] = np.where(drift, emp_b, emp), np.where(drift, rev_b, rev)
+    for c in BC_COUNTS:
+        v[c] = _noisy(pop[f"{c}_b"].to_numpy(), f[c])
+    for lv in LEVELS:
+        v[f"{lv}_led"] = np.minimum(v[f"{lv}_led"], v[f"{lv}_involved"])
+    v["leader_standards"] = np.minimum(v["leader_standards"], v["enterprise_declared"])
+    v["std_staff"] = np.minimum(v["std_staff"], v["employees"])
+    v["std_spending"] = np.minimum(_noisy(pop["std_spending_b"].to_numpy(), f["std_spending"]),
+                                   v["revenue"])
+    v["financing_amount"] = _noisy(pop["financing_amount_b"].to_numpy(), f["financing_amount"])
+    rd_b = pop["rd_expenditure_b"].to_numpy()
+    v["rd_expenditure"] = np.where(rd_b < 0, -1, np.where(
+        rd_b == 0, 0, np.maximum(1, np.rint(rd_b * f["rd_expenditure"])))).astype(np.int64)
+
+    g = _stream(seed, "year.misc", year)
+    active = pop["activity"].to_numpy() > 0
+    award = np.where(g.random(n) < np.where(active, 0.1, 0.005),
+                     np.array(["county", "city", "province"])[g.choice(3, size=n, p=[0.6, 0.3, 0.1])],
+                     "none")
+    v["innovation_award"] = award
+    v["files"] = g.random(n) >= NON_FILER_SHARE
+
+    # Submission times: a deadline rush in March; people often type minutes only.
+    start = np.datetime64(f"{year + 1}-01-01T00:00:00", "s")
+    month_start = np.array([np.datetime64(f"{year + 1}-{m:02d}-01T00:00:00", "s") for m in (1, 2, 3, 4)])
+    month = g.choice(3, size=n, p=[0.2, 0.3, 0.5])
+    month_len = (month_start[1:] - month_start[:-1]).astype(np.int64) // 86400
+    day = (g.random(n) * month_len[month]).astype(np.int64)
+    hour = np.clip(np.rint(g.normal(14, 3.5, n)), 0, 23).astype(np.int64)
+    minute, second = g.integers(0, 60, n), g.integers(0, 60, n)
+    second = np.where(g.random(n) < 0.35, 0, second)
+    midnight = g.random(n) < 0.02
+    hour, minute, second = (np.where(midnight, 0, hour), np.where(midnight, 0, minute),
+                            np.where(midnight, 0, second))
+    stamp = month_start[month] + (day * 86400 + hour * 3600 + minute * 60 + second).astype(
+        "timedelta64[s]")
+    # A handful at the very first second of the window: inside it (W104's lower bound is closed).
+    stamp = np.where(g.random(n) < 0.0005, start, stamp)
+    v["submitted_at"] = stamp
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# Cell text helpers
+# ---------------------------------------------------------------------------------------------
+
+def _cents_text(c: int) -> str:
+    sign = "-" if c < 0 else ""
+    c = abs(c)
+    return f"{sign}{c // 100}.{c % 100:02d}"
+
+
+def _cents(text: str) -> int:
+    whole, frac = text.split(".")
+    return int(whole) * 100 + (int(frac) if not whole.startswith("-") else -int(frac))
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ("\u3000" if ch == " " else ch)
+                   for ch in text)
+
+
+def _thousands(text: str) -> str:
+    whole, dot, frac = text.partition(".")
+    return f"{int(whole):,}" + (dot + frac if dot else "")
+
+
+def _pad(py: _Py, text: str) -> str:
+    return py.pick([" {} ", "{} ", " {}", "\u3000{}", "{}\u3000", "  {}"]).format(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference oracle: plain Python, straight from the survey-form contract.
+# ---------------------------------------------------------------------------------------------
+
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DT_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+                    r"(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?([+-][0-9]{2}:[0-9]{2})?)?")
+_BAD = "bad"  # marker in a cell's comparison key: unreadable, compared by its cleaned text
+
+
+@lru_cache(maxsize=None)
+def _clean(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFKC", raw if isinstance(raw, str) else repr(raw)).strip()
+    return text or None
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    text = _clean(raw)
+    if text is None:
+        return None
+    text = text.replace(",", "")
+    if not _NUMBER_RE.fullmatch(text):
+        return None
+    value = float(text)
+    return value if np.isfinite(value) else None
+
+
+def _datetime(raw: Any) -> datetime | None:
+    if isinstance(raw, datetime):
+        return raw
+    text = _clean(raw)
+    m = _DT_RE.fullmatch(text or "")
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, off = m.groups()
+    try:
+        value = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
+    except ValueError:
+        return None
+    if off:
+        sign = 1 if off[0] == "+" else -1
+        offset = timedelta(hours=int(off[1:3]), minutes=int(off[4:6])) * sign
+        value = value - offset + timedelta(hours=8)  # to Asia/Shanghai wall-clock time
+    return value
+
+
+@lru_cache(maxsize=None)
+def _read_cell(col: str, raw: Any) -> tuple[Any, str | None, Any]:
+    """(typed value or None, E001/E002/None, comparison key) for one received cell."""
+    meta = FORM_COLUMNS[col]
+    text = _clean(raw)
+    if text is None:
+        if meta.blank == "required":
+            return None, "E001", None
+        if meta.blank == "zero":
+            return (0 if meta.kind == "count" else 0.0), None, (0 if meta.kind == "count" else 0.0)
+        if meta.blank == "none":
+            return "none", None, "none"
+        return None, None, None  # rd_expenditure: not reported stays null
+    kind = meta.kind
+    if kind in ("count", "integer"):
+        x = _number(raw)
+        if x is None or x != int(x):
+            return None, "E002", (_BAD, text)
+        return int(x), None, int(x)
+    if kind == "amount":
+        x = _number(raw)
+        if x is None:
+            return None, "E002", (_BAD, text)
+        return round(x, 2), None, round(x, 2)
+    if kind == "datetime":
+        d = _datetime(raw)
+        if d is None:
+            return None, "E002", (_BAD, text)
+        return d, None, d
+    if kind == "enum":
+        value = ENUM_LOOKUP[col].get(text.lower())
+        # An unknown option is kept out of other checks (no comparison with a non-value).
+        return value, (None if value else "E008"), (value if value else (_BAD, text))
+    if kind == "credit_code":
+        return text.upper(), None, text.upper()
+    return text, None, text
+
+
+class Oracle:
+    """Findings of one row, per the survey-form rules, with last year's accepted counts."""
+
+    def __init__(self, year: int, previous: dict[str, dict[str, int]] | None):
+        self.year = year
+        self.previous = previous or {}
+        self.counties = set(reference.county_codes())
+        self.classes = set(reference.industry_classes())
+        self.sections = reference.class_sections()
+        self.opens, self.closes = datetime(year + 1, 1, 1), datetime(year + 1, 4, 1)
+
+    def expected_size(self, employees: int, revenue: float) -> str:
+        thresholds = reference.size_thresholds()
+        for size in ("large", "medium", "small"):
+            floor = thresholds[size]
+            if employees >= floor["employees"] and revenue >= floor["revenue"]:
+                return size
+        return "micro"
+
+    def check(self, cells: dict[str, Any]) -> tuple[set[str], tuple, dict[str, Any]]:
+        v: dict[str, Any] = {}
+        found: set[str] = set()
+        key = []
+        for col in COLUMNS:
+            value, err, k = _read_cell(col, cells.get(col))
+            v[col] = value
+            key.append(k)
+            if err:
+                found.add(err)
+        # E003: out of range
+        for col in COUNT_COLS:
+            x = v[col]
+            ceiling = EMPLOYEES_MAX if col == "employees" else COUNT_MAX
+            if x is not None and (x < 0 or x > ceiling):
+                found.add("E003")
+        for col in AMOUNT_COLS:
+            if v[col] is not None and v[col] < 0:
+                found.add("E003")
+        name = v["enterprise_name"]
+        if name is not None and not NAME_MIN <= len(name) <= NAME_MAX:
+            found.add("E003")
+        code = v["credit_code"]
+        if code is not None:
+            if len(code) != 18 or any(ch not in CODE_VALUE for ch in code):
+                found.add("E004")
+            else:
+                if check_character(code[:17]) != code[17]:
+                    found.add("E005")
+                if code[2:4] != "33":
+                    found.add("W103")
+        if v["region_code"] is not None and v["region_code"] not in self.counties:
+            found.add("E006")
+        if v["industry_code"] is not None and v["industry_code"] not in self.classes:
+            found.add("E007")
+        for lv in LEVELS:
+            led, inv = v[f"{lv}_led"], v[f"{lv}_involved"]
+            if led is not None and inv is not None and led > inv:
+                found.add("E009")
+        if v["std_staff"] is not None and v["employees"] is not None and v["std_staff"] > v["employees"]:
+            found.add("E010")
+        if v["survey_year"] is not None and v["survey_year"] != self.year:
+            found.add("E011")
+        if (v["std_spending"] is not None and v["revenue"] is not None
+                and v["std_spending"] > v["revenue"]):
+            found.add("W101")
+        section = self.sections.get(v["industry_code"]) if v["industry_code"] else None
+        if (section in reference.SIZE_RULE_SECTIONS and v["size_class"] is not None
+                and v["employees"] is not None and v["revenue"] is not None
+                and v["size_class"] != self.expected_size(v["employees"], v["revenue"])):
+            found.add("W102")
+        at = v["submitted_at"]
+        if at is not None and not self.opens <= at < self.closes:
+            found.add("W104")
+        if (v["leader_standards"] is not None and v["enterprise_declared"] is not None
+                and v["leader_standards"] > v["enterprise_declared"]):
+            found.add("W105")
+        last = self.previous.get(code) if code else None
+        if last:
+            for col in COUNT_COLS:
+                x, before = v[col], last.get(col)
+                if x is not None and before is not None and x > TENFOLD * before and x >= TENFOLD_FLOOR:
+                    found.add("W106")
+        phone = v["contact_phone"]
+        if phone is not None and not PHONE_RE.fullmatch(re.sub(r"[\s()]", "", phone)):
+            found.add("W107")
+        return found, tuple(key), v
+
+
+def decide(rows: list[tuple[str, int, set[str], tuple, dict[str, Any]]],
+           ) -> list[tuple[str, str]]:
+    """Outcome and rule ids for rows given in (file name, row) order: D202, then D201."""
+    outcome: list[str | None] = [None] * len(rows)
+    first_of: dict[tuple, int] = {}
+    for i, (_, _, _, key, _) in enumerate(rows):
+        if key in first_of:
+            outcome[i] = "duplicate"
+        else:
+            first_of[key] = i
+    best: dict[str, int] = {}
+    for i, (name, row, found, _, v) in enumerate(rows):
+        if outcome[i] is not None:
+            continue
+        if any(r.startswith("E") for r in found):
+            outcome[i] = "rejected"
+            continue
+        code = v["credit_code"]
+        j = best.get(code)
+        if j is None or (v["submitted_at"], name, row) > (rows[j][4]["submitted_at"], rows[j][0],
+                                                          rows[j][1]):
+            best[code] = i
+    winners = set(best.values())
+    result = []
+    for i, (_, _, found, _, _) in enumerate(rows):
+        if outcome[i] is None:
+            outcome[i] = "accepted" if i in winners else "superseded"
+        if outcome[i] == "duplicate":
+            ids = ["D202"]
+        elif outcome[i] == "superseded":
+            ids = ["D201"]
+        elif outcome[i] == "rejected":
+            ids = sorted(found)
+        else:
+            ids = sorted(r for r in found if r.startswith("W"))
+        result.append((outcome[i], ";".join(ids)))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults: each makes its rule fire on the row; the oracle confirms it afterwards.
+# ---------------------------------------------------------------------------------------------
+
+class _Faults:
+    def __init__(self, year: int, py: _Py, previous: dict[str, dict[str, int]]):
+        self.year, self.py, self.previous = year, py, previous
+        self.sections = reference.class_sections()
+
+    def eligible(self, rule: str, cells: dict[str, Any]) -> bool:
+        section = self.sections.get(cells["industry_code"])
+        if rule == "W102":
+            return section in reference.SIZE_RULE_SECTIONS
+        if rule == "W106":
+            return cells["credit_code"] in self.previous
+        return True
+
+    def apply(self, rule: str, c: dict[str, Any]) -> set[str]:
+        """Make `rule` fire on row c (canonical text cells); returns the columns touched."""
+        py, year = self.py, self.year
+        if rule == "E001":
+            col = py.pick(REQUIRED_COLS)
+            c[col] = py.pick([None, None, "  ", "\u3000"])
+            return {col}
+        if rule == "E002":
+            emp = c["employees"]
+            options = [
+                ("employees", f"约{emp}"), ("employees", f"{emp}人"), ("employees", f"{emp}.5"),
+                (py.pick(BC_COUNTS), py.pick(["2.5", "无", "1O", "两项", "0.5"])),
+                ("revenue", py.pick(["N/A", f"约{c['revenue']}万", "五百"])),
+                ("std_spending", "不详"), ("rd_expenditure", py.pick(["未统计", "—", "见附表"])),
+                ("survey_year", py.pick([f"{year}年", f"{year}年度"])),
+                ("submitted_at", py.pick([f"{year + 1}-02-30 10:15:00", f"{year + 1}/02/15 10:15",
+                                          f"{year + 1}-13-01 09:00:00", f"{year + 1}-03-10 24:30:00",
+                                          f"15/03/{year + 1}"])),
+            ]
+            col, value = py.pick(options)
+            c[col] = value
+            return {col}
+        if rule == "E003":
+            kind = py.int(0, 4)
+            if kind == 0:
+                c["employees"] = str(EMPLOYEES_MAX + py.int(1, 500_000))
+                return {"employees"}
+            if kind == 1:
+                col = py.pick(["patents_in_standards", "zhejiang_made", "intl_tc_posts",
+                               "national_tc_members", "intl_registered_experts",
+                               *(f"{lv}_led" for lv in LEVELS)])
+                c[col] = str(-py.int(1, 3))
+                return {col}
+            if kind == 2:
+                col = py.pick(["patents_in_standards", "national_tc_members", "enterprise_declared",
+                               *(f"{lv}_involved" for lv in LEVELS)])
+                c[col] = str(COUNT_MAX + py.int(1, 50_000))
+                return {col}
+            if kind == 3:
+                col = py.pick(["financing_amount", "std_spending", "rd_expenditure"])
+                c[col] = _cents_text(-py.int(100, 500_000))
+                return {col}
+            name = c["enterprise_name"]
+            c["enterprise_name"] = py.pick(["厂", "X", (name * (NAME_MAX // len(name) + 2))[:NAME_MAX + py.int(1, 30)]])
+            return {"enterprise_name"}
+        if rule == "E004":
+            code = c["credit_code"]
+            kind = py.int(0, 3)
+            if kind == 0:
+                pos = py.int(0, 16)
+                code = code[:pos] + py.pick("IOSVZ") + code[pos + 1:]
+            elif kind == 1:
+                code = code[:17]
+            elif kind == 2:
+                code = code + py.pick("0123456789")
+            else:
+                code = code[:6] + "-" + code[6:17]
+            c["credit_code"] = code
+            return {"credit_code"}
+        if rule == "E005":
+            code = c["credit_code"]
+            wrong = [ch for ch in CREDIT_CODE_ALPHABET if ch != code[17]]
+            c["credit_code"] = code[:17] + py.pick(wrong)
+            return {"credit_code"}
+        if rule == "E006":
+            c["region_code"] = py.pick(["330103", "330104", "330100", "330000", "320106", "33010",
+                                        "3301O2", "310115"])
+            return {"region_code"}
+        if rule == "E007":
+            ind = c["industry_code"]
+            c["industry_code"] = py.pick([ind[:2], ind[:3], "C" + ind, "9999", "0000", ind + "0"])
+            return {"industry_code"}
+        if rule == "E008":
+            # A wrong size in sections B-D would also raise the question of W102 against a
+            # non-value; keep the size variant to other sections.
+            if self.sections.get(c["industry_code"]) not in reference.SIZE_RULE_SECTIONS and py.random() < 0.5:
+                c["size_class"] = py.pick(["特大型", "huge", "中小型", "个体"])
+                return {"size_class"}
+            c["innovation_award"] = py.pick(["国家级", "national", "gold", "区级"])
+            return {"innovation_award"}
+        if rule == "E009":
+            lv = py.pick(LEVELS)
+            c[f"{lv}_led"] = str(int(c[f"{lv}_involved"]) + py.int(1, 3))
+            return {f"{lv}_led"}
+        if rule == "E010":
+            c["std_staff"] = str(int(c["employees"]) + py.int(1, 20))
+            return {"std_staff"}
+        if rule == "E011":
+            c["survey_year"] = str(year + py.pick([-1, -1, 1, -2]))
+            return {"survey_year"}
+        if rule == "W101":
+            c["std_spending"] = _cents_text(_cents(c["revenue"]) + py.int(1, 2_000_000))
+            return {"std_spending"}
+        if rule == "W102":
+            c["size_class"] = py.pick([s for s in ("large", "medium", "small", "micro")
+                                       if s != c["size_class"]])
+            return {"size_class"}
+        if rule == "W104":
+            kind = py.int(0, 3)
+            if kind == 0:
+                at = datetime(year, 12, py.int(10, 31), py.int(8, 20), py.int(0, 59), py.int(0, 59))
+            elif kind == 1:
+                at = datetime(year + 1, 4, py.int(1, 30), py.int(8, 20), py.int(0, 59), py.int(0, 59))
+            elif kind == 2:
+                at = datetime(year + 1, 4, 1)  # the window's upper bound is open
+            else:
+                at = datetime(year + 1, py.int(5, 8), py.int(1, 28), py.int(8, 20), py.int(0, 59))
+            c["submitted_at"] = at.strftime(DT_CANON)
+            return {"submitted_at"}
+        if rule == "W105":
+            c["leader_standards"] = str(int(c["enterprise_declared"]) + py.int(1, 4))
+            return {"leader_standards"}
+        if rule == "W106":
+            last = self.previous[c["credit_code"]]
+            col = py.pick(["enterprise_declared", "patents_in_standards", "national_tc_members",
+                           "zhejiang_made", "intl_registered_experts",
+                           *(f"{lv}_involved" for lv in LEVELS)])
+            c[col] = str(max(TENFOLD_FLOOR, TENFOLD * last.get(col, 0) + 1) + py.int(0, 15))
+            return {col}
+        if rule == "W107":
+            phone = c["contact_phone"]
+            digits = phone.replace("-", "")
+            c["contact_phone"] = py.pick([
+                "+86 " + digits, digits[:-1], "12" + digits[2:11] if len(digits) >= 11 else "12345678901",
+                digits[1:] if digits.startswith("0") else digits[:3] + "-" + digits[3:7] + "-" + digits[7:],
+                digits + "转8001", "无", "0571-123456",
+            ])
+            return {"contact_phone"}
+        raise ValueError(rule)
+
+
+# ---------------------------------------------------------------------------------------------
+# Representation variants: every one normalises back to the same typed value.
+# ---------------------------------------------------------------------------------------------
+
+def _variant(py: _Py, col: str, text: str | None, zero_blank: bool = True) -> str | None:
+    if text is None:
+        return None
+    kind = FORM_COLUMNS[col].kind
+    if kind in ("count", "integer"):
+        if not text.isdigit():
+            return text
+        options = [_fullwidth(text), _pad(py, text), text + ".0"]
+        if int(text) >= 1000:
+            options += [_thousands(text)] * 3
+        if text == "0" and FORM_COLUMNS[col].blank == "zero" and zero_blank:
+            options += [None, None]
+        return py.pick(options)
+    if kind == "amount":
+        if not re.fullmatch(r"[0-9]+\.[0-9]{2}", text):
+            return text
+        trimmed = text.rstrip("0").rstrip(".")
+        options = [_fullwidth(text), _pad(py, text), trimmed]
+        if float(text) >= 1000:
+            options += [_thousands(text), _thousands(trimmed)] * 2
+        if float(text) == 0 and FORM_COLUMNS[col].blank == "zero" and zero_blank:
+            options.append(None)
+        return py.pick(options)
+    if col == "credit_code":
+        return py.pick([text.lower(), _pad(py, text), _fullwidth(text)])
+    if col in ("region_code", "industry_code"):
+        return py.pick([_pad(py, text), _fullwidth(text)])
+    if col in ("enterprise_name", "contact_name"):
+        return _pad(py, text)
+    if col == "size_class":
+        if text not in SIZE_ZH:
+            return text
+        return py.pick([SIZE_ZH[text], text.capitalize(), text.upper(), _pad(py, SIZE_ZH[text])])
+    if col == "innovation_award":
+        if text not in AWARD_ZH:
+            return text
+        return py.pick([AWARD_ZH[text], text.capitalize(), *([None] if text == "none" else [])])
+    if col == "contact_phone":
+        if re.fullmatch(r"1[0-9]{10}", text):
+            return py.pick([f"{text[:3]} {text[3:7]} {text[7:]}", _pad(py, text), _fullwidth(text)])
+        m = re.fullmatch(r"(0[0-9]{2,3})-([0-9]{7,8})", text)
+        if m:
+            return py.pick([f"({m[1]}){m[2]}", f"{m[1]} {m[2]}", m[1] + m[2]])
+        return text
+    if col == "submitted_at":
+        try:
+            at = datetime.strptime(text, DT_CANON)
+        except ValueError:
+            return text
+        options = [at.strftime("%Y-%m-%dT%H:%M:%S"), at.strftime("%Y-%m-%dT%H:%M:%S") + "+08:00",
+                   _fullwidth(text)]
+        if at.second == 0:
+            options += [at.strftime("%Y-%m-%d %H:%M"), at.strftime("%Y-%m-%dT%H:%M")]
+        if at.hour == at.minute == at.second == 0:
+            options += [at.strftime("%Y-%m-%d")] * 3
+        return py.pick(options)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the year's rows
+# ---------------------------------------------------------------------------------------------
+
+def _render(pop: pl.DataFrame, v: dict[str, np.ndarray], year: int, filers: np.ndarray) -> pl.DataFrame:
+    """Canonical text cells of every filer's return (one row each)."""
+    sel = lambda a: a[filers]  # noqa: E731
+    data: dict[str, Any] = {"survey_year": pl.Series([str(year)] * int(filers.sum()), dtype=pl.Utf8)}
+    p = pop.filter(pl.Series(filers))
+    for col in ("credit_code", "enterprise_name", "region_code", "industry_code", "size_class"):
+        data[col] = p[col]
+    ints = {c: sel(v[c]) for c in COUNT_COLS}
+    for c in COUNT_COLS:
+        data[c] = pl.Series(ints[c]).cast(pl.Utf8)
+    for c in ("revenue", "std_spending", "financing_amount", "rd_expenditure"):
+        data[c] = pl.Series(sel(v[c]))
+    data["innovation_award"] = pl.Series(sel(v["innovation_award"]).astype(str))
+    data["contact_name"], data["contact_phone"] = p["contact_name"], p["contact_phone"]
+    data["submitted_at"] = pl.Series(sel(v["submitted_at"])).dt.strftime(DT_CANON)
+    df = pl.DataFrame(data)
+    money = {c: pl.when(pl.col(c) >= 0).then(
+        pl.concat_str((pl.col(c) // 100).cast(pl.Utf8), pl.lit("."),
+                      (pl.col(c) % 100).cast(pl.Utf8).str.zfill(2)))
+        for c in ("revenue", "std_spending", "financing_amount", "rd_expenditure")}
+    df = df.with_columns(**money).select(COLUMNS)
+    return df.with_columns(
+        _ent=pl.Series(np.flatnonzero(filers).astype(np.int64)),
+        _outside=p["outside"],
+    )
+
+
+class _Year:
+    """Every data row of one year before it is split into files, plus what was done to it."""
+
+    def __init__(self, seed: int, year: int, pop: pl.DataFrame, previous: dict[str, dict[str, int]],
+                 fault_share: float, formats: str, max_rows: int):
+        self.seed, self.year, self.pop, self.formats, self.max_rows = seed, year, pop, formats, max_rows
+        self.previous = previous
+        v = _year_values(pop, seed, year)
+        self.filers = v["files"]
+        base = _render(pop, v, year, self.filers)
+        n = base.height
+        g = _stream(seed, "year.layout", year)
+        online = g.random(n) < ONLINE_SHARE
+        region = base["region_code"].to_numpy()
+        if formats == "csv":
+            home = np.array([f"city_{r[:4]}00_{year}" for r in region])
+        else:
+            home = np.array([f"county_{r}_{year}" for r in region])
+        parts = [f"online_{year}_part{i:02d}" for i in range(1, 5)]
+        self.online_groups = parts
+        group = np.where(online, np.array(parts)[g.integers(0, 4, n)], home)
+        base = base.with_columns(_rid=pl.Series(np.arange(n, dtype=np.int64)),
+                                 _group=pl.Series(group), _order=pl.Series(g.random(n)))
+        self.groups = sorted(set(group.tolist()))
+        self.fault: dict[int, str] = {}       # rid -> injected rule
+        self.fixed: dict[int, set[str]] = {}  # rid -> columns a fault owns (no variants there)
+        self.canonical: dict[int, dict] = {}  # rid -> cells before variants (for a self-check)
+        self.work: dict[int, dict] = {}       # rows touched in Python, by rid
+        self.benign: set[int] = set()         # resubmission originals: different but clean
+        self.next_rid = n
+        self.base = base
+        self._faults(g, fault_share)
+        self._resubmissions()
+        self._duplicates()
+        self._variants()
+        patch = pl.DataFrame([self.work[r] for r in sorted(self.work)], schema=base.schema,
+                             orient="row") if self.work else base.clear()
+        self.rows = (base.filter(~pl.col("_rid").is_in(sorted(self.work))).vstack(patch)
+                     .sort("_rid"))
+
+    def _take(self, rid: int) -> dict:
+        if rid not in self.work:
+            self.work[rid] = self.base.row(rid, named=True)
+        return self.work[rid]
+
+    def _new(self, cells: dict) -> dict:
+        row = dict(cells)
+        row["_rid"] = self.next_rid
+        self.next_rid += 1
+        self.work[row["_rid"]] = row
+        return row
+
+    def _faults(self, g: np.random.Generator, fault_share: float) -> None:
+        n = self.base.height
+        self.perm = _stream(self.seed, "year.pick", self.year).permutation(n)
+        n_resub = round(RESUBMIT_SHARE * n)
+        self.resub_rids = [int(r) for r in self.perm[:n_resub]]
+        pool = [int(r) for r in self.perm[n_resub:]]
+        n_fault = round(fault_share * n)
+        rules = E_RULES + ["W101", "W102", "W104", "W105", "W107"]
+        if self.previous:
+            rules.append("W106")
+        py = _Py(_stream(self.seed, "year.faults", self.year))
+        self.faulter = _Faults(self.year, py, self.previous)
+        # Round-robin over the rules, so each appears even in a small year.
+        order = [rules[i % len(rules)] for i in range(n_fault)]
+        py.rng.shuffle(order)
+        codes = self.base["credit_code"].to_list()
+        inds = self.base["industry_code"].to_list()
+        cursor, skipped = 0, []
+        for rule in order:
+            probe = {"credit_code": None, "industry_code": None}
+            chosen = None
+            for j, rid in enumerate(skipped):
+                probe.update(credit_code=codes[rid], industry_code=inds[rid])
+                if self.faulter.eligible(rule, probe):
+                    chosen = skipped.pop(j)
+                    break
+            while chosen is None and cursor < len(pool):
+                rid = pool[cursor]
+                cursor += 1
+                probe.update(credit_code=codes[rid], industry_code=inds[rid])
+                if self.faulter.eligible(rule, probe):
+                    chosen = rid
+                else:
+                    skipped.append(rid)
+            if chosen is None:
+                continue
+            row = self._take(chosen)
+            self.fixed[chosen] = self.faulter.apply(rule, row)
+            self.fault[chosen] = rule
+        self.untouched = pool[cursor:] + skipped
+
+    def _resubmissions(self) -> None:
+        py = _Py(_stream(self.seed, "year.resubmit", self.year))
+        opens = datetime(self.year + 1, 1, 1)
+        for rid in self.resub_rids:
+            base = self._take(rid)
+            at = datetime.strptime(base["submitted_at"], DT_CANON)
+            kind = py.pick("aaaaaaabbc")
+            elsewhere = py.random() < 0.5
+            group = py.pick(self.online_groups) if elsewhere else base["_group"]
+            if kind in "ac":
+                # An earlier return with different values; the base row is its correction.
+                other = self._new(base)
+                self._perturb(py, other)
+                self.benign.add(other["_rid"])
+                if kind == "a":
+                    seconds = int((at - opens).total_seconds() * (0.3 + 0.6 * py.random()))
+                    other["submitted_at"] = (opens + timedelta(seconds=seconds)).strftime(DT_CANON)
+                    other["_group"] = group
+                else:
+                    # Same submitted_at: the tie goes to the later row of the same file.
+                    other["_group"] = base["_group"]
+                    other["_order"] = base["_order"] - 1e-9
+            else:
+                # A later correction that is itself invalid: the earlier return stands.
+                fix = self._new(base)
+                later = min(at + timedelta(seconds=py.int(3600, 10 * 86400)),
+                            datetime(self.year + 1, 3, 31, 23, 0, 0))
+                fix["submitted_at"] = max(later, at + timedelta(seconds=1)).strftime(DT_CANON)
+                fix["_group"], fix["_order"] = group, py.random()
+                rule = py.pick(["E002", "E003", "E009", "E010", "E001"])
+                self.fixed[fix["_rid"]] = self.faulter.apply(rule, fix)
+                self.fault[fix["_rid"]] = rule
+
+    def _perturb(self, py: _Py, c: dict) -> None:
+        kind = py.int(0, 3)
+        if kind == 0:
+            phone = c["contact_phone"]
+            c["contact_phone"] = phone[:-1] + str((int(phone[-1]) + py.int(1, 9)) % 10)
+        elif kind == 1:
+            spend = _cents(c["std_spending"])
+            c["std_spending"] = _cents_text(min(_cents(c["revenue"]), spend // 2 if spend > 1 else spend + 1))
+            if c["std_spending"] == _cents_text(spend):
+                c["contact_name"] = c["contact_name"] + "（补）"
+        elif kind == 2:
+            c["enterprise_declared"] = str(int(c["enterprise_declared"]) + 1)
+        else:
+            c["employees"] = str(int(c["employees"]) + py.int(1, 3) if c["size_class"] == "micro" and int(c["employees"]) < 16
+                                 else int(c["employees"]))
+            c["contact_name"] = c["contact_name"] + "（初报）"
+
+    def _duplicates(self) -> None:
+        py = _Py(_stream(self.seed, "year.duplicate", self.year))
+        total = self.next_rid
+        n_dup = round(DUPLICATE_SHARE * self.base.height)
+        picks = _stream(self.seed, "year.duplicate.pick", self.year).choice(total, size=min(n_dup, total),
+                                                                           replace=False)
+        self.copies: list[int] = []
+        for src in sorted(int(x) for x in picks):
+            cells = self._take(src) if src < self.base.height else self.work[src]
+            copy = self._new(cells)
+            if py.random() < 0.5:
+                copy["_group"] = py.pick(self.groups)
+            copy["_order"] = py.random()
+            if src in self.fault:
+                self.fault[copy["_rid"]] = self.fault[src]
+                self.fixed[copy["_rid"]] = self.fixed[src]
+            if src in self.benign:
+                self.benign.add(copy["_rid"])
+            self.copies.append(copy["_rid"])
+
+    def _variants(self) -> None:
+        py = _Py(_stream(self.seed, "year.variant", self.year))
+        n = self.next_rid
+        mask = _stream(self.seed, "year.variant.pick", self.year).random(n) < VARIANT_SHARE
+        chosen = set(np.flatnonzero(mask).tolist())
+        chosen.update(r for r in self.copies if py.random() < 0.6)
+        for rid in sorted(chosen):
+            row = self._take(rid) if rid < self.base.height else self.work[rid]
+            fixed = self.fixed.get(rid, set())
+            self.canonical[rid] = {c: row[c] for c in COLUMNS}
+            for _ in range(py.int(1, 3)):
+                col = py.pick(COLUMNS)
+                if col in fixed or col == "survey_year" and row[col] != str(self.year):
+                    continue
+                row[col] = _variant(py, col, row[col])
+        # Line breaks inside a quoted contact_name (a second contact person) in a few rows.
+        for rid in sorted(self.work)[:: max(1, len(self.work) // 15)]:
+            row = self.work[rid]
+            if row["contact_name"] and "contact_name" not in self.fixed.get(rid, set()):
+                self.canonical.setdefault(rid, {c: row[c] for c in COLUMNS})
+                row["contact_name"] = row["contact_name"].strip() + "\n" + py.pick(SURNAMES) + py.pick(GIVEN)
+                self.canonical[rid]["contact_name"] = row["contact_name"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+def _header(py: _Py, col: str, chinese: bool, fancy: float) -> str:
+    meta = FORM_COLUMNS[col]
+    if not chinese:
+        if py.random() < fancy:
+            return py.pick([f" {col}", f"{col} ", _fullwidth(col)])
+        return col
+    label = meta.label_zh
+    # A unit in brackets only where the label does not already end in a bracket.
+    if meta.unit and not label.endswith("）") and py.random() < 0.4:
+        label = label + py.pick(["（{}）", "({})"]).format(meta.unit)
+    if py.random() < fancy:
+        label = py.pick([" {}", "{} ", "\u3000{}", " {} "]).format(label)
+    return label
+
+
+class _FilePlan:
+    def __init__(self, name: str, shape: str, chinese: bool, shuffle: bool, zero_blank: bool,
+                 chinese_enums: bool, extra: bool, json_numbers: bool):
+        self.name, self.shape, self.chinese, self.shuffle = name, shape, chinese, shuffle
+        self.zero_blank, self.chinese_enums, self.extra = zero_blank, chinese_enums, extra
+        self.json_numbers = json_numbers
+
+
+def _plans(groups: list[str], seed: int, year: int, formats: str) -> dict[str, _FilePlan]:
+    py = _Py(_stream(seed, "files.plan", year))
+    plans = {}
+    county = [g for g in groups if not g.startswith("online_")]
+    forced = {}
+    if formats != "csv":
+        # Every shape at least once, whatever the year's size.
+        order = [county[i] for i in py.rng.permutation(len(county))]
+        for g, shape in zip(order, SHAPES, strict=False):
+            forced[g] = shape
+        extras = {order[i % len(order)] for i in (0, 2, 5)} if order else set()
+    else:
+        extras = {county[0]} if county else set()
+    online_shapes = {0: "jsonl", 1: "xlsx", 2: "csv", 3: "jsonl"}
+    for g in groups:
+        if formats == "csv":
+            shape = "csv"
+        elif g.startswith("online_"):
+            shape = online_shapes[int(g[-2:]) - 1]
+        else:
+            shape = forced.get(g) or SHAPES[int(py.rng.choice(5, p=[0.3, 0.2, 0.2, 0.2, 0.1]))]
+        chinese = shape == "csv_gb" or (shape in ("csv_bom", "xlsx") and py.random() < 0.5)
+        plans[g] = _FilePlan(
+            name=g, shape=shape, chinese=chinese and formats != "csv",
+            shuffle=shape == "csv_gb" or py.random() < 0.1,
+            zero_blank=py.random() < 0.3, chinese_enums=(chinese and py.random() < 0.7) or py.random() < 0.05,
+            extra=g in extras or py.random() < 0.08,
+            json_numbers=not g.endswith("04") and py.random() < 0.8,
+        )
+    return plans
+
+
+def _file_frame(rows: pl.DataFrame, plan: _FilePlan, py: _Py) -> tuple[pl.DataFrame, list[str]]:
+    """The cells one file holds, in its column order and representation; and their headers."""
+    df = rows.sort("_order").select(COLUMNS)
+    if plan.zero_blank:
+        zeros = [c for c in COLUMNS if FORM_COLUMNS[c].blank == "zero"]
+        df = df.with_columns(**{c: pl.when(pl.col(c).is_in(["0", "0.00"])).then(None)
+                                .otherwise(pl.col(c)) for c in zeros})
+    if plan.chinese_enums:
+        df = df.with_columns(
+            size_class=pl.col("size_class").replace(SIZE_ZH),
+            innovation_award=pl.col("innovation_award").replace(AWARD_ZH))
+    columns = list(COLUMNS)
+    if plan.extra:
+        notes = [None, None, None, None, None, "已核实", "数据来自财务报表，\n经负责人确认",
+                 "含分公司, 合并填报", "新增企业"]
+        picks = py.rng.integers(0, len(notes), df.height)
+        df = df.with_columns(_extra=pl.Series([notes[i] for i in picks], dtype=pl.Utf8))
+        columns.append("_extra")
+    if plan.shuffle:
+        columns = [columns[i] for i in py.rng.permutation(len(columns))]
+    headers = []
+    for col in columns:
+        if col == "_extra":
+            headers.append("备注" if plan.chinese or py.random() < 0.5 else "remark")
+        else:
+            headers.append(_header(py, col, plan.chinese, 0.15 if plan.chinese else 0.05))
+    return df.select(columns), headers
+
+
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _typed(col: str, text: str | None, datetimes: bool) -> Any:
+    """The cell an XLSX or JSON writer stores: plain numbers as numbers, else the text."""
+    if text is None or col == "_extra":
+        return text
+    kind = FORM_COLUMNS[col].kind
+    if kind in ("count", "amount", "integer") and _PLAIN_NUMBER.fullmatch(text):
+        return float(text) if "." in text else int(text)
+    if datetimes and col == "submitted_at":
+        try:
+            return datetime.strptime(text, DT_CANON)
+        except ValueError:
+            return text
+    return text
+
+
+def _write_csv(path: Path, df: pl.DataFrame, headers: list[str], shape: str) -> None:
+    out = df.rename(dict(zip(df.columns, headers, strict=True)))
+    if shape == "csv":
+        out.write_csv(path, quote_style="necessary")
+    elif shape == "csv_bom":
+        out.write_csv(path, quote_style="necessary", line_terminator="\r\n", include_bom=True)
+    else:
+        path.write_bytes(out.write_csv(quote_style="necessary").encode("gb18030"))
+
+
+def _xlsx_bytes(headers: list[str], rows: list[list[Any]], year: int, sheet: str,
+                notes_sheet: bool) -> bytes:
+    buffer = io.BytesIO()
+    wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False,
+                                      "strings_to_formulas": False, "strings_to_urls": False})
+    # A fixed creation time keeps the bytes identical from run to run.
+    wb.set_properties({"created": datetime(year + 1, 4, 2, 9, 0, 0), "author": "浙江省市场监督管理局"})
+    ws = wb.add_worksheet(sheet)
+    stamp = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    for c, h in enumerate(headers):
+        ws.write_string(0, c, h)
+    for r, values in enumerate(rows, start=1):
+        for c, value in enumerate(values):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                ws.write_string(r, c, value)
+            elif isinstance(value, datetime):
+                ws.write_datetime(r, c, value, stamp)
+            else:
+                ws.write_number(r, c, value)
+    if notes_sheet:
+        wb.add_worksheet("填表说明").write_string(0, 0, "金额单位：万元；计数单位：项/人/个/件")
+    wb.close()
+    return buffer.getvalue()
+
+
+def _write_file(folder: Path, plan: _FilePlan, rows: pl.DataFrame, py: _Py, year: int,
+                want_cells: bool) -> tuple[str, list[dict[str, Any]] | None, int]:
+    """Writes one landing file; returns its name, its cells as written (for the oracle), rows."""
+    df, headers = _file_frame(rows, plan, py)
+    name = plan.name + "." + EXT[plan.shape]
+    path = folder / name
+    cols = df.columns
+    cells: list[dict[str, Any]] | None = None
+    if plan.shape in ("csv", "csv_bom", "csv_gb"):
+        _write_csv(path, df, headers, plan.shape)
+        if want_cells:
+            cells = [dict(zip(cols, r, strict=True)) for r in df.iter_rows()]
+    elif plan.shape == "xlsx":
+        typed = [[_typed(c, x, True) for c, x in zip(cols, r, strict=True)] for r in df.iter_rows()]
+        path.write_bytes(_xlsx_bytes(headers, typed, year, py.pick(["Sheet1", "填报数据"]),
+                                     py.random() < 0.3))
+        cells = [dict(zip(cols, r, strict=True)) for r in typed] if want_cells else None
+    else:
+        keys = [("remark" if c == "_extra" else c) for c in cols]
+        lines, typed_rows = [], []
+        for r in df.iter_rows():
+            if plan.json_numbers:
+                values = [_typed(c, x, False) for c, x in zip(cols, r, strict=True)]
+            else:
+                values = ["" if x is None else x for x in r]
+            typed_rows.append(values)
+            lines.append(json.dumps(dict(zip(keys, values, strict=True)), ensure_ascii=False))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        cells = [dict(zip(cols, r, strict=True)) for r in typed_rows] if want_cells else None
+    return name, cells, df.height
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged files, one per F rule (and its variants)
+# ---------------------------------------------------------------------------------------------
+
+def _csv_text(headers: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(headers)
+    w.writerows([["" if x is None else x for x in r] for r in rows])
+    return out.getvalue()
+
+
+def _rezip(data: bytes, extra: tuple[str, bytes] | None) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            z.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), src.read(info.filename),
+                       compress_type=zipfile.ZIP_DEFLATED)
+        if extra:
+            z.writestr(zipfile.ZipInfo(extra[0], (1980, 1, 1, 0, 0, 0)), extra[1],
+                       compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return out.getvalue()
+
+
+def _damaged(folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows: int,
+             seed: int) -> list[tuple[str, str]]:
+    py = _Py(_stream(seed, "files.damaged", year))
+    sample = rows.sort("_rid").head(40).select(COLUMNS)
+    body = [list(r) for r in sample.iter_rows()]
+    counties = reference.county_codes()
+    pick = [counties[i] for i in py.rng.permutation(len(counties))[:10]]
+    prefix = "city" if formats == "csv" else "county"
+    stem = (lambda i, tag: f"{prefix}_{pick[i][:4] + '00' if formats == 'csv' else pick[i]}_{year}_{tag}")
+    written: list[tuple[str, str]] = []
+
+    def put(name: str, data: bytes, rule: str) -> None:
+        (folder / name).write_bytes(data)
+        written.append((name, rule))
+
+    # F303: a required column missing; separately, one header twice.
+    keep = [c for c in COLUMNS if c != "contact_phone"]
+    put(stem(0, "supplement") + ".csv",
+        _csv_text(keep, [[r[COLUMNS.index(c)] for c in keep] for r in body[:15]]).encode(), "F303")
+    twice = COLUMNS[:8] + ["revenue"] + COLUMNS[8:]
+    put(stem(1, "v2") + ".csv", _csv_text(twice, [r[:8] + [r[7]] + r[8:] for r in body[:12]]).encode(),
+        "F303")
+    # F304: the header and nothing else.
+    put(stem(2, "resend") + ".csv", _csv_text(COLUMNS, []).encode(), "F304")
+    # F306: a row with more fields than the header.
+    text = _csv_text(COLUMNS, body[:20]).splitlines(keepends=True)
+    text[7] = text[7].rstrip("\n") + ",补充说明,\n"
+    put(stem(3, "fixed") + ".csv", "".join(text).encode(), "F306")
+    # F305: one data row over the limit; a short, constant row keeps this cheap.
+    cheap = ",".join([str(year), body[0][1], "批量导入", body[0][3], body[0][4], "micro", "1", "1.00"]
+                     + [""] * (len(COLUMNS) - 11) + ["张三", "13800000000", f"{year + 1}-02-01 10:00:00"]) + "\n"
+    name = f"online_{year}_full_dump.csv"
+    with open(folder / name, "wb") as f:
+        f.write((",".join(COLUMNS) + "\n").encode())
+        block = cheap.encode() * 100_000
+        left = max_rows + 1
+        while left > 0:
+            take = min(left, 100_000)
+            f.write(block if take == 100_000 else cheap.encode() * take)
+            left -= take
+    written.append((name, "F305"))
+    if formats == "csv":
+        return written
+    # F301: content that is not CSV/XLSX/JSONL whatever the name says.
+    pdf = (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+           b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+    put(stem(4, "scan") + ".csv", pdf, "F301")
+    ole = bytes.fromhex("D0CF11E0A1B11AE1") + bytes(16) + bytes.fromhex("3E000300FEFF0900")
+    put(stem(5, "old") + ".xls", ole + bytes(4096 - len(ole)), "F301")
+    # F302: UTF-16 with a BOM is neither UTF-8 nor GB18030.
+    zh = [FORM_COLUMNS[c].label_zh for c in COLUMNS]
+    put(stem(6, "export") + ".csv", _csv_text(zh, body[:10]).encode("utf-16"), "F302")
+    # F306: a truncated XLSX, and one whose members expand past 100x the file.
+    good = _xlsx_bytes(COLUMNS, [[_typed(c, x, True) for c, x in zip(COLUMNS, r, strict=True)]
+                                 for r in body[:30]], year, "Sheet1", False)
+    put(stem(7, "final") + ".xlsx", good[: len(good) * 3 // 5], "F306")
+    put(stem(8, "backup") + ".xlsx",
+        _rezip(good, ("xl/media/image1.bin", bytes(6 * 1024 * 1024))), "F306")
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Truth across years
+# ---------------------------------------------------------------------------------------------
+
+ACCEPTED_COUNTS = "accepted_counts.csv"
+
+
+def _previous_counts(data_dir: Path, year: int) -> dict[str, dict[str, int]]:
+    """Last year's accepted counts, when the caller processed last year (its truth exists)."""
+    folder = data_dir / "synth" / str(year - 1)
+    if not (folder / "truth_rows.csv").exists():
+        return {}
+    sidecar = folder / ACCEPTED_COUNTS
+    if not sidecar.exists():
+        raise FileNotFoundError(
+            f"{sidecar} is missing: regenerate year {year - 1} with truth=True before year {year}")
+    out = {}
+    with open(sidecar, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            out[row["credit_code"]] = {c: int(row[c]) for c in COUNT_COLS}
+    return out
+
+
+def _write_table(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+def synthesize(year: int, enterprises: int = 50_000, seed: int = 1, data_dir: Path | str = Path("data"),
+               *, fault_share: float = 0.05, formats: str = "all", max_rows: int = 1_000_000,
+               truth: bool = True) -> dict:
+    """Write one survey year's landing files, frame and (optionally) truth under data_dir.
+
+    Deterministic for (year, enterprises, seed, fault_share, formats, max_rows) and whether
+    data_dir/synth/<year-1>/truth_rows.csv exists (then W106 jumps are injected and judged).
+    Files of ours already in landing/<year> are replaced; other files there are left alone.
+    """
+    if formats not in ("all", "csv"):
+        raise ValueError("formats must be 'all' or 'csv'")
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    landing = data_dir / "landing" / str(year)
+    landing.mkdir(parents=True, exist_ok=True)
+    for old in sorted(landing.iterdir()):
+        if old.is_file() and old.name.startswith(OUR_PREFIXES):
+            old.unlink()
+    previous = _previous_counts(data_dir, year)
+
+    pop = _population(seed, enterprises)
+    frame_dir = data_dir / "frame"
+    frame_dir.mkdir(parents=True, exist_ok=True)
+    pop.select("credit_code", "enterprise_name", "region_code", "industry_code", "size_class"
+               ).write_csv(frame_dir / f"{year}.csv", quote_style="necessary")
+
+    y = _Year(seed, year, pop, previous, fault_share, formats, max_rows)
+    plans = _plans(y.groups, seed, year, formats)
+    py = _Py(_stream(seed, "files.write", year))
+    files: list[tuple[str, str, str, int | None]] = []   # name, status, rule, rows
+    per_file: list[tuple[str, list[int], list[dict] | None]] = []
+    by_group = y.rows.partition_by("_group", as_dict=True, maintain_order=True)
+    for group in y.groups:
+        part = by_group[(group,)].sort("_order")
+        # Exports are chunked so that no ordinary file trips the row limit (F305 is on purpose).
+        chunks = [part[i:i + max_rows] for i in range(0, part.height, max_rows)]
+        for k, chunk in enumerate(chunks):
+            plan = plans[group]
+            if len(chunks) > 1:
+                plan = _FilePlan(**{**plan.__dict__, "name": f"{group}_p{k + 1}"})
+            name, cells, count = _write_file(landing, plan, chunk, py, year, truth)
+            files.append((name, "read", "", count))
+            per_file.append((name, chunk.sort("_order")["_rid"].to_list(), cells))
+    for name, rule in _damaged(landing, y.rows, year, formats, max_rows, seed):
+        files.append((name, "quarantined", rule, None))
+
+    summary = {"year": year, "enterprises": enterprises, "files": len(files),
+               "rows": sum(f[3] or 0 for f in files), "quarantined": sum(f[3] is None for f in files)}
+    if truth:
+        summary.update(_truth(data_dir, year, y, pop, previous, files, per_file))
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def _truth(data_dir: Path, year: int, y: _Year, pop: pl.DataFrame, previous: dict,
+           files: list, per_file: list) -> dict:
+    oracle = Oracle(year, previous)
+    judged = []   # (file, row, found, key, values, rid)
+    for name, rids, cells in sorted(per_file, key=lambda t: t[0]):
+        first = 1 if name.endswith(".jsonl") else 2
+        for i, (rid, row) in enumerate(zip(rids, cells, strict=True)):
+            found, key, values = oracle.check(row)
+            judged.append((name, i + first, found, key, values, rid))
+    decided = decide([j[:5] for j in judged])
+
+    # Self-checks: every injected fault fired; clean rows raise nothing but their W103;
+    # value-preserving variants really preserve the typed values.
+    outside = dict(zip(y.rows["_rid"].to_list(), y.rows["_outside"].to_list(), strict=True))
+    by_rid = {j[5]: j for j in judged}
+    for name, row, found, key, _, rid in judged:
+        rule = y.fault.get(rid)
+        if rule is not None:
+            assert rule in found, f"{name}:{row} injected {rule}, oracle found {sorted(found)}"
+        else:
+            expect = {"W103"} if outside[rid] else set()
+            assert found == expect, f"{name}:{row} clean row, oracle found {sorted(found)}"
+        if rid in y.canonical:
+            _, ckey, _ = oracle.check(y.canonical[rid])
+            assert ckey == key, f"{name}:{row}: a representation variant changed a value"
+    del by_rid
+
+    synth = data_dir / "synth" / str(year)
+    synth.mkdir(parents=True, exist_ok=True)
+    _write_table(synth / "truth_rows.csv", ["source_file", "source_row", "outcome", "rule_ids"],
+                 [[j[0], j[1], o, ids] for j, (o, ids) in zip(judged, decided, strict=True)])
+    _write_table(synth / "truth_files.csv", ["source_file", "status", "rule", "rows"],
+                 [[n, s, r, "" if c is None else c] for n, s, r, c in sorted(files)])
+    accepted = {j[4]["credit_code"]: j[4] for j, (o, _) in zip(judged, decided, strict=True)
+                if o == "accepted"}
+    frame_codes = pop["credit_code"].to_list()
+    _write_table(synth / "truth_no_return.csv", ["credit_code"],
+                 [[c] for c in sorted(c for c in frame_codes if c not in accepted)])
+    _write_table(synth / ACCEPTED_COUNTS, ["credit_code", *COUNT_COLS],
+                 [[c, *(accepted[c][k] for k in COUNT_COLS)] for c in sorted(accepted)])
+    outcomes = Counter(o for o, _ in decided)
+    rules = Counter(r for _, ids in decided for r in ids.split(";") if r)
+    rules.update(r for _, s, r, _ in files if r)
+    return {"outcomes": dict(sorted(outcomes.items())), "rules": dict(sorted(rules.items())),
+            "no_return": sum(1 for c in frame_codes if c not in accepted)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("year", type=int)
+    parser.add_argument("--enterprises", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--fault-share", type=float, default=0.05)
+    parser.add_argument("--formats", choices=("all", "csv"), default="all")
+    parser.add_argument("--max-rows", type=int, default=1_000_000)
+    parser.add_argument("--no-truth", action="store_true")
+    args = parser.parse_args(argv)
+    print(json.dumps(synthesize(args.year, args.enterprises, args.seed, args.data_dir,
+                                fault_share=args.fault_share, formats=args.formats,
+                                max_rows=args.max_rows, truth=not args.no_truth),
+                     ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
