@@ -70,3 +70,15 @@ def airflow_db() -> Path:
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     return _AIRFLOW_HOME
+
+
+SMALL_ENTERPRISES = 2_000
+
+
+@pytest.fixture
+def small_year_dir(tmp_path) -> tuple[Path, int]:
+    """A fresh data root holding one small synthetic year (landing files and frame)."""
+    from pipeline.synth import synthesize
+
+    synthesize(YEAR, SMALL_ENTERPRISES, 11, tmp_path)
+    return tmp_path, YEAR
