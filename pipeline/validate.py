@@ -116,7 +116,8 @@ def normalise(raw: pl.DataFrame, year: int) -> pl.DataFrame:
         *(types.cleaned(raw[c.name]).alias(text_of(c.name)) for c in columns),
         *(pl.col(c.name).alias(f"{c.name}__raw") for c in columns),
     )
-    frame = frame.with_columns(*(_typed(c) for c in columns), pl.lit(year, dtype=pl.Int64).alias("expected_year"))
+    frame = frame.with_columns(*(_typed(c) for c in columns),
+                               pl.lit(year, dtype=pl.Int64).alias("expected_year"))
     frame = frame.with_columns(pl.struct(_status(c) for c in columns).alias("cell_status"))
     return frame.drop(f"{c.name}__raw" for c in columns).with_columns(_unread_text(frame))
 
@@ -179,7 +180,8 @@ def check_returns(raw: pl.DataFrame, year: int,
         .agg(
             findings=pl.struct("rule_id", "severity", "column_name", "value_received"),
             rejected=(pl.col("severity") == "E").any(),
-            warnings=pl.col("rule_id").filter(pl.col("severity") == "W").unique(maintain_order=True),
+            warnings=pl.col("rule_id").filter(pl.col("severity") == "W")
+            .unique(maintain_order=True),
         )
     )
     checked = (

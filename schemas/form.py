@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
 
 import pandera.polars as pa
 import polars as pl
@@ -61,49 +60,49 @@ def _count(label_zh: str, section: str, unit: str = "项") -> object:
 
 
 class SurveyReturn(pa.DataFrameModel):
-    """One return, typed: nulls are cells already reported as missing (E001) or unreadable (E002)."""
+    """One return, typed; a null is a cell already reported missing (E001) or unreadable (E002)."""
 
     # A. Identification
-    survey_year: Optional[int] = _col("统计年度", "integer", "A")
-    credit_code: Optional[str] = _col("统一社会信用代码", "credit_code", "A")
-    enterprise_name: Optional[str] = _col("企业名称", "text", "A")
-    region_code: Optional[str] = _col("所在地行政区划代码", "code", "A")
-    industry_code: Optional[str] = _col("国民经济行业代码", "code", "A")
-    size_class: Optional[str] = _col("企业规模", "enum", "A")
-    employees: Optional[int] = _col("从业人员期末人数", "count", "A", unit="人")
-    revenue: Optional[float] = _col("营业收入", "amount", "A", unit="万元")
+    survey_year: int | None = _col("统计年度", "integer", "A")
+    credit_code: str | None = _col("统一社会信用代码", "credit_code", "A")
+    enterprise_name: str | None = _col("企业名称", "text", "A")
+    region_code: str | None = _col("所在地行政区划代码", "code", "A")
+    industry_code: str | None = _col("国民经济行业代码", "code", "A")
+    size_class: str | None = _col("企业规模", "enum", "A")
+    employees: int | None = _col("从业人员期末人数", "count", "A", unit="人")
+    revenue: float | None = _col("营业收入", "amount", "A", unit="万元")
     # B. Standards worked on during the survey year
-    intl_led: Optional[int] = _count("主导制修订国际标准", "B")
-    intl_involved: Optional[int] = _count("参与制修订国际标准（含主导）", "B")
-    national_led: Optional[int] = _count("主导制修订国家标准", "B")
-    national_involved: Optional[int] = _count("参与制修订国家标准（含主导）", "B")
-    industry_led: Optional[int] = _count("主导制修订行业标准", "B")
-    industry_involved: Optional[int] = _count("参与制修订行业标准（含主导）", "B")
-    local_led: Optional[int] = _count("主导制修订地方标准", "B")
-    local_involved: Optional[int] = _count("参与制修订地方标准（含主导）", "B")
-    group_led: Optional[int] = _count("主导制修订团体标准", "B")
-    group_involved: Optional[int] = _count("参与制修订团体标准（含主导）", "B")
-    enterprise_declared: Optional[int] = _count("自我声明公开企业标准", "B")
-    zhejiang_made: Optional[int] = _count("主导制定“浙江制造”标准", "B")
-    leader_standards: Optional[int] = _count("入选企业标准“领跑者”", "B")
-    patents_in_standards: Optional[int] = _count("融入标准的专利", "B", unit="件")
+    intl_led: int | None = _count("主导制修订国际标准", "B")
+    intl_involved: int | None = _count("参与制修订国际标准（含主导）", "B")
+    national_led: int | None = _count("主导制修订国家标准", "B")
+    national_involved: int | None = _count("参与制修订国家标准（含主导）", "B")
+    industry_led: int | None = _count("主导制修订行业标准", "B")
+    industry_involved: int | None = _count("参与制修订行业标准（含主导）", "B")
+    local_led: int | None = _count("主导制修订地方标准", "B")
+    local_involved: int | None = _count("参与制修订地方标准（含主导）", "B")
+    group_led: int | None = _count("主导制修订团体标准", "B")
+    group_involved: int | None = _count("参与制修订团体标准（含主导）", "B")
+    enterprise_declared: int | None = _count("自我声明公开企业标准", "B")
+    zhejiang_made: int | None = _count("主导制定“浙江制造”标准", "B")
+    leader_standards: int | None = _count("入选企业标准“领跑者”", "B")
+    patents_in_standards: int | None = _count("融入标准的专利", "B", unit="件")
     # C. Standardisation capacity
-    intl_tc_posts: Optional[int] = _count("担任国际标准化技术机构职务", "C", unit="个")
-    national_tc_members: Optional[int] = _count("全国专业标准化技术委员会委员", "C", unit="人")
-    intl_registered_experts: Optional[int] = _count("国际标准组织注册专家", "C", unit="人")
-    std_staff: Optional[int] = _count("专兼职标准化工作人员", "C", unit="人")
-    std_spending: Optional[float] = _col("标准化经费投入", "amount", "C", unit="万元", blank="zero")
-    innovation_award: Optional[str] = _col("标准创新贡献奖", "enum", "C", blank="none")
-    financing_amount: Optional[float] = _col(
+    intl_tc_posts: int | None = _count("担任国际标准化技术机构职务", "C", unit="个")
+    national_tc_members: int | None = _count("全国专业标准化技术委员会委员", "C", unit="人")
+    intl_registered_experts: int | None = _count("国际标准组织注册专家", "C", unit="人")
+    std_staff: int | None = _count("专兼职标准化工作人员", "C", unit="人")
+    std_spending: float | None = _col("标准化经费投入", "amount", "C", unit="万元", blank="zero")
+    innovation_award: str | None = _col("标准创新贡献奖", "enum", "C", blank="none")
+    financing_amount: float | None = _col(
         "标准融资增信获得融资额", "amount", "C", unit="万元", blank="zero")
-    rd_expenditure: Optional[float] = _col("研发经费支出", "amount", "C", unit="万元", blank="null")
+    rd_expenditure: float | None = _col("研发经费支出", "amount", "C", unit="万元", blank="null")
     # D. Return metadata
-    contact_name: Optional[str] = _col("填报人", "text", "D")
-    contact_phone: Optional[str] = _col("联系电话", "text", "D")
-    submitted_at: Optional[datetime] = _col("填报时间", "datetime", "D")
+    contact_name: str | None = _col("填报人", "text", "D")
+    contact_phone: str | None = _col("联系电话", "text", "D")
+    submitted_at: datetime | None = _col("填报时间", "datetime", "D")
 
     # Context the validator adds beside the form: the year being processed, last year's counts.
-    expected_year: Optional[int] = pa.Field(nullable=True)
+    expected_year: int | None = pa.Field(nullable=True)
 
     class Config:
         strict = False

@@ -1,4 +1,4 @@
-"""How a received text cell is read as its form type: polars expressions shared by checks and normaliser."""
+"""How a received text cell is read as its form type (polars expressions for the normaliser)."""
 
 from __future__ import annotations
 

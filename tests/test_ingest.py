@@ -121,10 +121,15 @@ def test_unknown_columns_are_listed_and_blank_rows_skipped(tmp_path):
 
 
 @pytest.mark.parametrize(("header", "column"), [
-    ("从业人员期末人数（人）", "employees"), ("  Employees ", "employees"),
-    ("参与制修订国际标准（含主导）（项）", "intl_involved"), ("参与制修订国际标准(含主导)", "intl_involved"),
-    ("融入标准的专利（件）", "patents_in_standards"), ("ｃｒｅｄｉｔ＿ｃｏｄｅ", "credit_code"),
-    ("主导制定“浙江制造”标准", "zhejiang_made"), ("备注", None), ("标准化经费投入(万元)", "std_spending"),
+    ("从业人员期末人数（人）", "employees"),
+    ("  Employees ", "employees"),
+    ("参与制修订国际标准（含主导）（项）", "intl_involved"),
+    ("参与制修订国际标准(含主导)", "intl_involved"),
+    ("融入标准的专利（件）", "patents_in_standards"),
+    ("ｃｒｅｄｉｔ＿ｃｏｄｅ", "credit_code"),
+    ("主导制定“浙江制造”标准", "zhejiang_made"),
+    ("备注", None),
+    ("标准化经费投入(万元)", "std_spending"),
 ])
 def test_header_mapping(header, column):
     assert canonical_column(header) == column

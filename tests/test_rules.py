@@ -81,8 +81,8 @@ def test_w103_needs_a_valid_code_registered_outside_zhejiang():
 
 
 def test_w106_compares_with_last_years_accepted_counts():
-    previous = pl.DataFrame({"credit_code": ["913301081234567884"], "previous_national_involved": [2],
-                             "previous_employees": [50]})
+    previous = pl.DataFrame({"credit_code": ["913301081234567884"],
+                             "previous_national_involved": [2], "previous_employees": [50]})
     jump = good_return(national_involved="21", national_led="1")
     small = good_return(national_involved="19", national_led="1")
     checked = check_returns(raw_frame(jump, small), YEAR, previous)
