@@ -16,26 +16,37 @@ from schemas.form import FORM_COLUMNS
 
 def deduplicate(settings: Settings, year: int, checked_paths: list[str]) -> dict:
     """Decide D201/D202 across all files of the year; writes valid/<year>/returns.parquet."""
+    checked_paths = [str(Path(p)) for p in checked_paths]
     out = settings.valid_path(year)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".parquet.tmp")
+    checked = _checked(checked_paths)
     con = duckdb.connect()
     try:
-        _checked(con, checked_paths).create_view("checked")
-        con.sql(statement("outcomes")).write_parquet(str(tmp), compression="zstd")
-        counts = con.execute(
-            "select outcome, count(*) from read_parquet(?) group by outcome", [str(tmp)]
-        ).fetchall()
+        # DuckDB decides outcomes reading only keys and form columns, into a narrow result …
+        if checked_paths:
+            con.read_parquet(checked_paths).create_view("checked")
+        else:
+            con.from_arrow(checked.collect().to_arrow()).create_view("checked")
+        outcomes = con.sql(statement("outcomes")).pl()
     finally:
         con.close()
+    # … and the wide rows stream through once, in file and row order, to take them.
+    (
+        checked.join(outcomes.lazy(), on=["source_file", "source_row"], how="left",
+                     maintain_order="left")
+        .drop("unread_text")
+        .sink_parquet(tmp, compression="zstd")
+    )
     tmp.replace(out)
-    return {"valid_path": str(out), "rows": sum(n for _, n in counts), **dict(counts)}
+    counts = outcomes["outcome"].value_counts().rows()
+    return {"valid_path": str(out), "rows": outcomes.height, **dict(counts)}
 
 
-def _checked(con: duckdb.DuckDBPyConnection, checked_paths: list[str]):
+def _checked(checked_paths: list[str]) -> pl.LazyFrame:
     if checked_paths:
-        return con.read_parquet([str(Path(p)) for p in checked_paths])
+        return pl.scan_parquet(checked_paths)
     # A year whose every file was quarantined still has a (empty) valid layer.
     empty = pl.DataFrame(schema={c: pl.Utf8 for c in (*RAW_META_COLUMNS, *FORM_COLUMNS)})
     empty = empty.with_columns(pl.col("source_row").cast(pl.Int64))
-    return con.from_arrow(check_returns(empty, 0).to_arrow())
+    return check_returns(empty, 0).lazy()

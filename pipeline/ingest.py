@@ -98,21 +98,22 @@ def read_received(settings: Settings, path: Path) -> Received:
                              f"{settings.max_file_bytes / 2**20:.0f} MB")
         data = path.read_bytes()
         report.format = sniff_format(data)
+        # Read one row past the limit, no more: an oversized file is refused without parsing it all.
+        row_cap = settings.max_file_rows + 1
         if report.format == "xlsx":
-            header, rows, row_numbers = _read_xlsx(settings, data, size)
+            header, rows, row_numbers = _read_xlsx(settings, data, size, row_cap)
         else:
             report.encoding, utf8 = as_utf8(data)
             if report.format == "jsonl":
                 header, rows, row_numbers = _read_jsonl(utf8.decode("utf-8"))
             else:
-                header, rows, row_numbers = _read_csv(utf8)
+                header, rows, row_numbers = _read_csv(utf8, row_cap)
+        if rows.height > settings.max_file_rows:
+            raise Quarantine("F305", f"more than {settings.max_file_rows} rows, the limit")
         frame, report.unknown_columns, report.blank_rows_skipped = _to_raw_frame(
             header, rows, row_numbers, report)
         if frame.height == 0:
             raise Quarantine("F304", "the file has a header but no data rows")
-        if frame.height > settings.max_file_rows:
-            raise Quarantine("F305", f"{frame.height} data rows, over the limit of "
-                             f"{settings.max_file_rows}")
     except Quarantine as q:
         report.status, report.rule, report.reason = "quarantined", q.rule, q.reason
         return Received(report)
@@ -167,9 +168,9 @@ def as_utf8(data: bytes) -> tuple[str, bytes]:
         raise Quarantine("F302", f"neither UTF-8 nor GB18030 (bad byte at {e.start})") from e
 
 
-def _read_csv(utf8: bytes) -> tuple[list[str], pl.DataFrame, pl.Series]:
+def _read_csv(utf8: bytes, row_cap: int) -> tuple[list[str], pl.DataFrame, pl.Series]:
     try:
-        grid = pl.read_csv(utf8, has_header=False,
+        grid = pl.read_csv(utf8, has_header=False, n_rows=row_cap + 1,
                            infer_schema=False, quote_char='"', raise_if_empty=False)
     except pl.exceptions.ComputeError as e:
         if "more fields" in str(e):
@@ -215,8 +216,8 @@ def _json_text(value) -> str | None:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
 
 
-def _read_xlsx(settings: Settings, data: bytes, size: int) -> tuple[list[str], pl.DataFrame,
-                                                                     pl.Series]:
+def _read_xlsx(settings: Settings, data: bytes, size: int,
+               row_cap: int) -> tuple[list[str], pl.DataFrame, pl.Series]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -232,7 +233,8 @@ def _read_xlsx(settings: Settings, data: bytes, size: int) -> tuple[list[str], p
     import fastexcel
 
     try:
-        sheet = fastexcel.read_excel(data).load_sheet(0, header_row=None, dtypes="string")
+        sheet = fastexcel.read_excel(data).load_sheet(0, header_row=None, dtypes="string",
+                                                      n_rows=row_cap + 1)
         grid = sheet.to_polars()
     except Exception as e:  # fastexcel raises its own error types for every kind of damage
         raise Quarantine("F306", f"broken XLSX: {e}") from e

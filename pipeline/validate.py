@@ -70,24 +70,24 @@ def previous_year_counts(settings: Settings, year: int) -> pl.DataFrame | None:
     )
 
 
-def _typed(column: FormColumn) -> pl.Expr:
-    text = pl.col(text_of(column.name))
+def _typed(column: FormColumn, text: pl.Series) -> pl.Series:
     kind = column.kind
     if kind in ("integer", "count"):
-        value = types.as_whole(text)
+        value = types.parse_whole(text)
     elif kind == "amount":
-        value = types.as_amount(text)
+        value = types.parse_amount(text)
     elif kind == "datetime":
-        value = types.as_datetime(text)
+        value = types.parse_datetime(text)
     elif kind == "enum":
-        value = types.as_enum(text, _ENUM_LABELS[column.name])
+        value = text.to_frame().select(types.as_enum(pl.col(text.name),
+                                                     _ENUM_LABELS[column.name])).to_series()
     elif kind == "credit_code":
-        value = types.as_credit_code(text)
+        value = text.str.to_uppercase()
     else:
         value = text
     blank_value = _BLANK_VALUES.get(column.blank, {}).get(kind)
     if blank_value is not None:
-        value = pl.when(text.is_null()).then(pl.lit(blank_value)).otherwise(value)
+        value = value.set(text.is_null(), blank_value)
     return value.cast(column.dtype).alias(column.name)
 
 
@@ -116,7 +116,7 @@ def normalise(raw: pl.DataFrame, year: int) -> pl.DataFrame:
         *(types.cleaned(raw[c.name]).alias(text_of(c.name)) for c in columns),
         *(pl.col(c.name).alias(f"{c.name}__raw") for c in columns),
     )
-    frame = frame.with_columns(*(_typed(c) for c in columns),
+    frame = frame.with_columns(*(_typed(c, frame[text_of(c.name)]) for c in columns),
                                pl.lit(year, dtype=pl.Int64).alias("expected_year"))
     frame = frame.with_columns(pl.struct(_status(c) for c in columns).alias("cell_status"))
     return frame.drop(f"{c.name}__raw" for c in columns).with_columns(_unread_text(frame))

@@ -1,10 +1,14 @@
--- grain: one row per data row of every read file of the survey year, with its outcome
--- (accepted / rejected / superseded / duplicate) and the D rule that decided it.
--- input: checked (the validated rows of every read file)
+-- grain: one row per data row of every read file of the survey year (source_file, source_row),
+-- with its outcome (accepted / rejected / superseded / duplicate) and the D rule that decided it.
+-- input: checked (the validated rows of every read file); only keys and form columns are read
 with copies as (
     -- D202: rows equal in every form column after normalisation; the first copy stands
     select
-        *,
+        source_file,
+        source_row,
+        credit_code,
+        submitted_at,
+        rejected,
         row_number() over (
             partition by
                 survey_year, credit_code, enterprise_name, region_code, industry_code,
@@ -36,7 +40,8 @@ candidates as (
 )
 
 select
-    copies.* exclude (copy_number, unread_text),
+    copies.source_file,
+    copies.source_row,
     case
         when copies.copy_number > 1 then 'duplicate'
         when copies.rejected then 'rejected'
@@ -49,4 +54,3 @@ select
     end as outcome_rule
 from copies
 left join candidates using (source_file, source_row)
-order by copies.source_file, copies.source_row
