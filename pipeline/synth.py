@@ -1,4 +1,4 @@
-"""Synthetic survey years: landing files of every accepted shape and fault, the frame, and exact truth."""
+"""Synthetic survey years: landing files of every shape and fault, the frame, exact truth."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import re
-import shutil
 import time
 import unicodedata
 import zipfile
@@ -65,6 +64,7 @@ OUTSIDE_SHARE = 0.02
 # Vocabulary for realistic names. Pinyin is kept beside each syllable so English names agree.
 # ---------------------------------------------------------------------------------------------
 
+# fmt: off
 CITIES = {  # city prefix -> (pinyin, telephone area code, weight in the population)
     "3301": ("Hangzhou", "0571", 3.0), "3302": ("Ningbo", "0574", 2.5),
     "3303": ("Wenzhou", "0577", 1.3), "3304": ("Jiaxing", "0573", 1.2),
@@ -73,21 +73,17 @@ CITIES = {  # city prefix -> (pinyin, telephone area code, weight in the populat
     "3309": ("Zhoushan", "0580", 0.5), "3310": ("Taizhou", "0576", 1.2),
     "3311": ("Lishui", "0578", 0.6),
 }
-ZIHAO_1 = [("华", "Hua"), ("天", "Tian"), ("新", "Xin"), ("金", "Jin"), ("宏", "Hong"),
-           ("永", "Yong"), ("恒", "Heng"), ("盛", "Sheng"), ("瑞", "Rui"), ("德", "De"),
-           ("振", "Zhen"), ("正", "Zheng"), ("兴", "Xing"), ("东", "Dong"), ("中", "Zhong"),
-           ("博", "Bo"), ("嘉", "Jia"), ("利", "Li"), ("鑫", "Xin"), ("海", "Hai"), ("宇", "Yu"),
-           ("立", "Li"), ("明", "Ming"), ("方", "Fang"), ("万", "Wan"), ("富", "Fu"),
-           ("凯", "Kai"), ("通", "Tong"), ("长", "Chang"), ("伟", "Wei"), ("新", "Xin")]
-ZIHAO_2 = [("达", "da"), ("成", "cheng"), ("源", "yuan"), ("泰", "tai"), ("丰", "feng"),
-           ("力", "li"), ("信", "xin"), ("安", "an"), ("光", "guang"), ("科", "ke"),
-           ("远", "yuan"), ("兴", "xing"), ("隆", "long"), ("昌", "chang"), ("峰", "feng"),
-           ("诚", "cheng"), ("越", "yue"), ("宝", "bao"), ("润", "run"), ("邦", "bang"),
-           ("森", "sen"), ("辉", "hui"), ("杰", "jie"), ("航", "hang"), ("锐", "rui"),
-           ("腾", "teng"), ("星", "xing"), ("晨", "chen"), ("悦", "yue"), ("川", "chuan")]
+# 字号 (trade names) are two syllables, one from each list.
+ZIHAO_1 = list(zip("华天新金宏永恒盛瑞德振正兴东中博嘉利鑫海宇立明方万富凯通长伟", (
+    "Hua Tian Xin Jin Hong Yong Heng Sheng Rui De Zhen Zheng Xing Dong Zhong Bo Jia Li Xin Hai "
+    "Yu Li Ming Fang Wan Fu Kai Tong Chang Wei").split(), strict=True))
+ZIHAO_2 = list(zip("达成源泰丰力信安光科远兴隆昌峰诚越宝润邦森辉杰航锐腾星晨悦川", (
+    "da cheng yuan tai feng li xin an guang ke yuan xing long chang feng cheng yue bao run bang "
+    "sen hui jie hang rui teng xing chen yue chuan").split(), strict=True))
 DIVISION_WORDS = {
-    13: ("食品", "Food"), 14: ("食品", "Food"), 15: ("酒业", "Beverage"), 17: ("纺织", "Textile"),
-    18: ("服饰", "Apparel"), 19: ("皮革", "Leather"), 20: ("木业", "Wood"), 21: ("家具", "Furniture"),
+    13: ("食品", "Food"), 14: ("食品", "Food"), 15: ("酒业", "Beverage"),
+    17: ("纺织", "Textile"), 18: ("服饰", "Apparel"), 19: ("皮革", "Leather"),
+    20: ("木业", "Wood"), 21: ("家具", "Furniture"),
     22: ("纸业", "Paper"), 23: ("印务", "Printing"), 24: ("文体用品", "Stationery"),
     25: ("石化", "Petrochemical"), 26: ("化工", "Chemical"), 27: ("药业", "Pharmaceutical"),
     28: ("化纤", "Chemical Fibre"), 29: ("塑业", "Plastics"), 30: ("建材", "Building Materials"),
@@ -100,28 +96,29 @@ DIVISION_WORDS = {
 SECTION_WORDS = {
     "A": ("农业", "Agriculture"), "B": ("矿业", "Mining"), "C": ("制造", "Manufacturing"),
     "D": ("能源", "Energy"), "E": ("建设", "Construction"), "F": ("贸易", "Trading"),
-    "G": ("物流", "Logistics"), "H": ("餐饮", "Catering"), "I": ("信息技术", "Information Technology"),
+    "G": ("物流", "Logistics"), "H": ("餐饮", "Catering"), "I": ("信息技术", "IT"),
     "J": ("投资", "Investment"), "K": ("置业", "Real Estate"), "L": ("企业管理", "Management"),
-    "M": ("科技", "Technology"), "N": ("环境工程", "Environmental Engineering"),
-    "O": ("家政服务", "Home Services"), "P": ("教育科技", "Education"), "Q": ("健康管理", "Health"),
-    "R": ("文化传媒", "Media"), "S": ("社会服务", "Services"), "T": ("国际合作", "International"),
+    "M": ("科技", "Technology"), "N": ("环境工程", "Environmental"), "O": ("家政服务", "Services"),
+    "P": ("教育科技", "Education"), "Q": ("健康管理", "Health"), "R": ("文化传媒", "Media"),
+    "S": ("社会服务", "Services"), "T": ("国际合作", "International"),
 }
 SECTION_WEIGHT = {"C": 0.68, "F": 0.08, "I": 0.05, "M": 0.05, "E": 0.04, "G": 0.02, "L": 0.02,
                   "D": 0.015, "B": 0.01, "K": 0.01, "N": 0.01, "A": 0.005, "H": 0.005, "R": 0.005}
 # Zhejiang's manufacturing leans to textiles, machinery, electrical and electronics.
 DIVISION_WEIGHT = {17: 3.0, 18: 2.0, 26: 2.0, 29: 2.0, 33: 2.5, 34: 3.0, 35: 2.0, 36: 1.5,
                    38: 3.0, 39: 2.5, 40: 1.5}
-SUFFIXES = [("有限公司", "Co., Ltd."), ("股份有限公司", "Co., Ltd."), ("集团有限公司", "Group Co., Ltd.")]
-SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余叶")
+SUFFIXES = [("有限公司", "Co., Ltd."), ("股份有限公司", "Co., Ltd."),
+            ("集团有限公司", "Group Co., Ltd.")]
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余")
 GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红玲丹建国文辉鹏飞燕晨浩宇婷雪琳")
-MOBILE_PREFIXES = [str(p) for p in (130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 153,
-                                     155, 156, 157, 158, 159, 166, 173, 177, 180, 181, 182, 183, 185,
-                                     186, 187, 188, 189, 191, 198, 199)]
+MOBILE_PREFIXES = ("130 131 132 133 135 136 137 138 139 150 151 152 153 155 156 157 158 159 166 "
+                   "173 177 180 181 182 183 185 186 187 188 189 191 198 199").split()
 # Registration offices recorded in old codes: abolished or since-renamed county codes.
 OLD_ZJ_CODES = ["330103", "330104", "330183", "330184", "330185", "330204", "330283", "330621",
                 "330682", "331021"]
 OUTSIDE_CODES = ["310115", "310104", "320505", "320102", "110108", "440305", "340104", "360102",
                  "350203", "370202", "420106", "510107"]
+# fmt: on
 
 SHAPES = ("csv", "csv_bom", "csv_gb", "xlsx", "jsonl")
 EXT = {"csv": "csv", "csv_bom": "csv", "csv_gb": "csv", "xlsx": "xlsx", "jsonl": "jsonl"}
@@ -132,11 +129,17 @@ OUR_PREFIXES = ("county_", "city_", "online_")
 # Randomness: one named stream per purpose, so adding a draw in one place moves nothing else.
 # ---------------------------------------------------------------------------------------------
 
+
 def _stream(seed: int, *key: int | str) -> np.random.Generator:
     words = [int(seed) % (1 << 63)]
     for k in key:
         words.append(zlib.crc32(k.encode()) if isinstance(k, str) else int(k) % (1 << 63))
     return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def _draws(seed: int, *scope: int | str):
+    """A fresh stream per named draw, so element i is the same whatever the length drawn."""
+    return lambda name: _stream(seed, *scope, name)
 
 
 class _Py:
@@ -159,6 +162,7 @@ class _Py:
 # Credit codes
 # ---------------------------------------------------------------------------------------------
 
+
 def check_character(first17: str) -> str:
     total = sum(CODE_VALUE[ch] * w for ch, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
@@ -166,23 +170,28 @@ def check_character(first17: str) -> str:
 
 def credit_code_ok(code: str) -> bool:
     """Well formed and the check character right (what a clean row must satisfy)."""
-    return (len(code) == 18 and all(ch in CODE_VALUE for ch in code)
-            and check_character(code[:17]) == code[17])
+    return (
+        len(code) == 18
+        and all(ch in CODE_VALUE for ch in code)
+        and check_character(code[:17]) == code[17]
+    )
 
 
 def _codes_from_values(values: np.ndarray) -> np.ndarray:
     """(n, 17) alphabet values -> n valid 18-character codes (check character appended)."""
-    weights = np.array(CREDIT_CODE_WEIGHTS, dtype=np.int64)
-    check = (31 - (values * weights).sum(axis=1) % 31) % 31
-    full = np.concatenate([values, check[:, None]], axis=1)
+    total = np.zeros(len(values), dtype=np.int64)
+    for i, weight in enumerate(CREDIT_CODE_WEIGHTS):  # column by column: no (n, 17) temporaries
+        total += values[:, i].astype(np.int64) * weight
+    check = ((31 - total % 31) % 31).astype(np.uint8)
     table = np.frombuffer(CREDIT_CODE_ALPHABET.encode(), dtype=np.uint8)
-    chars = np.ascontiguousarray(table[full])
-    return np.char.decode(chars.view("S18").ravel(), "ascii")
+    chars = np.ascontiguousarray(table[np.concatenate([values, check[:, None]], axis=1)])
+    return pl.Series(chars.view("S18").ravel()).cast(pl.Utf8)
 
 
 # ---------------------------------------------------------------------------------------------
 # Population (seed only: stable across years)
 # ---------------------------------------------------------------------------------------------
+
 
 def _size_rule(employees: np.ndarray, revenue_cents: np.ndarray) -> np.ndarray:
     thresholds = reference.size_thresholds()
@@ -215,32 +224,42 @@ def _population(seed: int, n: int) -> pl.DataFrame:
             cls_w.append(SECTION_WEIGHT.get(s, 0.0) / per_section[s])
     cls_w = np.array(cls_w)
     industry = _stream(seed, "pop.industry").choice(len(classes), size=n, p=cls_w / cls_w.sum())
-    industry_code = np.array(classes)[industry]
-    section = np.array([sections[c] for c in classes])[industry]
-    bcd = np.isin(section, reference.SIZE_RULE_SECTIONS)
+    class_section = [sections[c] for c in classes]
+    section = np.array(class_section)[industry]
+    bcd = np.isin(np.array(class_section), reference.SIZE_RULE_SECTIONS)[industry]
 
     # Activity: most enterprises have no standards work at all; a few lead dozens.
     level = _stream(seed, "pop.activity").choice(4, size=n, p=[0.74, 0.22, 0.035, 0.005])
-    scale = np.array([0.0, 1.0, 4.0, 25.0])[level]
+    scale = np.array([0.0, 1.0, 4.0, 15.0])[level]
     active = level > 0
 
-    g = _stream(seed, "pop.size")
-    employees = np.rint(g.lognormal(np.log(30), 1.25, n) * np.array([1, 1.5, 3, 8])[level])
+    g = _draws(seed, "pop.size")
+    employees = np.rint(
+        g("employees").lognormal(np.log(30), 1.25, n) * np.array([1, 1.5, 3, 8])[level]
+    )
     employees = np.clip(employees, 1, 250_000).astype(np.int64)
-    per_head = np.where(section == "C", g.lognormal(np.log(50), 0.9, n),
-                        g.lognormal(np.log(30), 1.0, n))  # 万元 per person
+    per_head = np.where(
+        section == "C",
+        g("per_head_c").lognormal(np.log(50), 0.9, n),
+        g("per_head").lognormal(np.log(30), 1.0, n),
+    )  # 万元 per person
     revenue = np.maximum(100, np.rint(employees * per_head * 100)).astype(np.int64)  # cents
     size = _size_rule(employees, revenue)
+    size = _gather(
+        ["micro", "small", "medium", "large"],
+        np.select([size == "large", size == "medium", size == "small"], [3, 2, 1], 0),
+    )
 
     def base(key: str, p: np.ndarray | float, magnitude: np.ndarray) -> np.ndarray:
-        r = _stream(seed, "pop.count", key)
-        u, m = r.random(n), r.lognormal(0.0, 0.6, n)
+        r = _draws(seed, "pop.count", key)
+        u, m = r("share").random(n), r("size").lognormal(0.0, 0.6, n)
         return np.where(u < p, magnitude * m, 0.0)
 
     b: dict[str, np.ndarray] = {}
     b["enterprise_declared"] = base("declared", np.where(active, 0.9, 0), scale * 4)
-    b["leader_standards"] = np.where(_stream(seed, "pop.leader").random(n) < 0.12,
-                                     b["enterprise_declared"] * 0.4, 0.0)
+    b["leader_standards"] = np.where(
+        _stream(seed, "pop.leader").random(n) < 0.12, b["enterprise_declared"] * 0.4, 0.0
+    )
     level_p = {"group": 0.4, "local": 0.15, "industry": 0.15, "national": 0.12, "intl": 0.02}
     for lv in LEVELS:
         p = np.where(active, np.where(level == 3, max(level_p[lv], 0.5), level_p[lv]), 0)
@@ -249,114 +268,194 @@ def _population(seed: int, n: int) -> pl.DataFrame:
         b[f"{lv}_led"] = np.where(_stream(seed, "pop.led", lv).random(n) < 0.5, inv * 0.6, 0.0)
     b["zhejiang_made"] = base("zhejiang_made", np.where(active, 0.08, 0), scale * 1.2)
     b["patents_in_standards"] = base("patents", np.where(active, 0.1, 0), scale * 3)
-    b["intl_tc_posts"] = base("intl_tc", np.where(level == 3, 0.5, np.where(active, 0.01, 0)),
-                              scale * 0.1)
-    b["national_tc_members"] = base("national_tc", np.where(level >= 2, 0.5, np.where(active, 0.1, 0)),
-                                    scale * 0.3)
+    b["intl_tc_posts"] = base(
+        "intl_tc", np.where(level == 3, 0.5, np.where(active, 0.01, 0)), scale * 0.1
+    )
+    b["national_tc_members"] = base(
+        "national_tc", np.where(level >= 2, 0.5, np.where(active, 0.1, 0)), scale * 0.3
+    )
     b["intl_registered_experts"] = base("intl_experts", np.where(active, 0.03, 0), scale * 0.1)
     staff = base("std_staff", np.where(active, 0.9, 0.2), np.maximum(scale, 0.7) * 2)
     b["std_staff"] = np.minimum(staff, employees)
     spend = base("std_spending", np.where(active, 0.9, 0.1), np.maximum(scale, 0.15) * 8) * 100
     b["std_spending"] = np.minimum(np.rint(spend), revenue)
     b["financing_amount"] = base("financing", np.where(active, 0.05, 0.005), 500.0) * 100
-    rd = _stream(seed, "pop.rd")
-    rd_blank = rd.random(n) < 0.3
-    b["rd_expenditure"] = np.where(rd_blank, -1.0, np.rint(revenue * rd.uniform(0, 0.06, n)))
+    rd = _draws(seed, "pop.rd")
+    rd_blank = rd("blank").random(n) < 0.3
+    b["rd_expenditure"] = np.where(
+        rd_blank, -1.0, np.rint(revenue * rd("share").uniform(0, 0.06, n))
+    )
 
     # Credit codes: mostly 91 + the county (or its city, or an old office code); 2% elsewhere.
-    cc = _stream(seed, "pop.code")
-    entity = cc.choice([1, 2, 3], size=n, p=[0.97, 0.02, 0.01])
-    which = cc.random(n)
+    cc = _draws(seed, "pop.code")
+    entity = cc("entity").choice([1, 2, 3], size=n, p=[0.97, 0.02, 0.01])
+    which = cc("office").random(n)
     own = county_code[region]
-    city_code = np.array([c[:4] + "00" for c in own])
-    old = np.array(OLD_ZJ_CODES)[cc.integers(0, len(OLD_ZJ_CODES), n)]
-    outside_code = np.array(OUTSIDE_CODES)[cc.integers(0, len(OUTSIDE_CODES), n)]
-    outside = cc.random(n) < OUTSIDE_SHARE
-    reg = np.where(which < 0.80, own, np.where(which < 0.92, city_code,
-                                                np.where(which < 0.97, old, "330000")))
+    city_of_county = np.array([c[:4] + "00" for c in county_code])
+    city_code = city_of_county[region]
+    # An old office code only from the enterprise's own city (else the city code itself).
+    olds = [[o for o in OLD_ZJ_CODES if o[:4] == c[:4]] or [c] for c in city_of_county]
+    width = max(len(o) for o in olds)
+    old_table = np.array([[o[k % len(o)] for k in range(width)] for o in olds])
+    pick = cc("old").integers(0, 1 << 30, n)
+    old_count = np.array([len(o) for o in olds])
+    old = old_table[region, pick % old_count[region]]
+    outside_code = np.array(OUTSIDE_CODES)[cc("outside_code").integers(0, len(OUTSIDE_CODES), n)]
+    outside = cc("outside").random(n) < OUTSIDE_SHARE
+    reg = np.where(
+        which < 0.80, own, np.where(which < 0.92, city_code, np.where(which < 0.97, old, "330000"))
+    )
     reg = np.where(outside, outside_code, reg)
-    values = np.zeros((n, 17), dtype=np.int64)
+    values = np.zeros((n, 17), dtype=np.uint8)
     values[:, 0] = 9
     values[:, 1] = entity
-    values[:, 2:8] = (np.frombuffer(reg.astype("S6").tobytes(), dtype=np.uint8).reshape(n, 6)
-                      - ord("0"))
+    values[:, 2:8] = np.frombuffer(reg.astype("S6").tobytes(), dtype=np.uint8).reshape(n, 6) - ord(
+        "0"
+    )
     # Organisation code: a bijection of the index keeps codes unique without a retry loop.
     idx = np.arange(n, dtype=np.int64)
-    mult, span = 1_000_003 * 7919, 31 ** 7
+    mult, span = 1_000_003 * 7919, 31**7
     org = (idx * (mult % span) + (seed * 7_777_777_777) % span) % span
-    digits = np.stack([(org // 31 ** k) % 31 for k in range(6, -1, -1)], axis=1)
-    ma = cc.random(n) < 0.45
-    values[:, 8] = np.where(ma, CODE_VALUE["M"], cc.integers(0, 10, n))
+    digits = np.stack([(org // 31**k) % 31 for k in range(6, -1, -1)], axis=1).astype(np.uint8)
+    ma = cc("ma").random(n) < 0.45
+    lead = cc("lead").integers(0, 10, n)
+    tail = cc("tail").integers(0, 31, n)
+    # Positions 9-17 differ in shape (M vs a digit at 9), so the two styles never collide.
+    values[:, 8] = np.where(ma, CODE_VALUE["M"], lead)
     values[:, 9] = np.where(ma, CODE_VALUE["A"], digits[:, 0])
-    values[:, 10:16] = digits[:, 1:7]
-    values[:, 16] = np.where(ma, cc.integers(0, 31, n), cc.integers(0, 31, n))
-    codes = _codes_from_values(values)
-    # MA codes use 7 bijection digits at 11-17; fold the last one in so both styles stay unique.
-    values[:, 10:17] = np.where(ma[:, None], digits, values[:, 10:17])
+    values[:, 10:17] = np.where(
+        ma[:, None],
+        digits,
+        np.concatenate([digits[:, 1:7], tail[:, None].astype(np.uint8)], axis=1),
+    )
     codes = _codes_from_values(values)
 
     # Names: 字号 + industry word + legal form, prefixed by city, province or county.
-    nm = _stream(seed, "pop.name")
-    z1, z2 = nm.integers(0, len(ZIHAO_1), n), nm.integers(0, len(ZIHAO_2), n)
-    style = nm.choice(5, size=n, p=[0.45, 0.25, 0.22, 0.06, 0.02])
-    suffix = nm.choice(3, size=n, p=[0.8, 0.15, 0.05])
-    word = np.array([DIVISION_WORDS.get(int(c[:2]), SECTION_WORDS["C"])[0]
-                     if sections[c] == "C" else SECTION_WORDS[sections[c]][0] for c in classes]
-                    )[industry]
-    word_en = np.array([DIVISION_WORDS.get(int(c[:2]), SECTION_WORDS["C"])[1]
-                        if sections[c] == "C" else SECTION_WORDS[sections[c]][1] for c in classes]
-                       )[industry]
-    county_short = np.array([_short(r["name"]) for r in counties])[region]
-    city_zh = np.array([city_names[c[:4] + "00"].removesuffix("市") for c in county_code])[region]
-    city_py = np.array([CITIES[c[:4]][0] for c in county_code])[region]
-    frame = pl.DataFrame({
-        "city": city_zh, "city_py": city_py, "county": county_short,
-        "z1": np.array([z[0] for z in ZIHAO_1])[z1], "z1py": np.array([z[1] for z in ZIHAO_1])[z1],
-        "z2": np.array([z[0] for z in ZIHAO_2])[z2], "z2py": np.array([z[1] for z in ZIHAO_2])[z2],
-        "word": word, "word_en": word_en, "style": style,
-        "suffix": np.array([s[0] for s in SUFFIXES])[suffix],
-        "suffix_en": np.array([s[1] for s in SUFFIXES])[suffix],
-    })
+    nm = _draws(seed, "pop.name")
+    z1, z2 = nm("z1").integers(0, len(ZIHAO_1), n), nm("z2").integers(0, len(ZIHAO_2), n)
+    style = nm("style").choice(5, size=n, p=[0.45, 0.25, 0.22, 0.06, 0.02])
+    suffix = nm("suffix").choice(3, size=n, p=[0.8, 0.15, 0.05])
+    words = [
+        DIVISION_WORDS.get(int(c[:2]), SECTION_WORDS["C"])
+        if sections[c] == "C"
+        else SECTION_WORDS[sections[c]]
+        for c in classes
+    ]
+    frame = pl.DataFrame(
+        {
+            "city": _gather(
+                [city_names[c[:4] + "00"].removesuffix("市") for c in county_code], region
+            ),
+            "city_py": _gather([CITIES[c[:4]][0] for c in county_code], region),
+            "county": _gather([_short(r["name"]) for r in counties], region),
+            "z1": _gather([z[0] for z in ZIHAO_1], z1),
+            "z1py": _gather([z[1] for z in ZIHAO_1], z1),
+            "z2": _gather([z[0] for z in ZIHAO_2], z2),
+            "z2py": _gather([z[1] for z in ZIHAO_2], z2),
+            "word": _gather([w[0] for w in words], industry),
+            "word_en": _gather([w[1] for w in words], industry),
+            "style": style,
+            "suffix": _gather([x[0] for x in SUFFIXES], suffix),
+            "suffix_en": _gather([x[1] for x in SUFFIXES], suffix),
+        }
+    )
     zh = pl.concat_str("z1", "z2")
     name = frame.select(
-        pl.when(pl.col("style") == 0).then(pl.concat_str("city", zh, "word", "suffix"))
-        .when(pl.col("style") == 1).then(pl.concat_str(pl.lit("浙江"), zh, "word", "suffix"))
-        .when(pl.col("style") == 2).then(pl.concat_str("county", zh, "word", pl.lit("有限公司")))
-        .when(pl.col("style") == 3).then(
-            pl.concat_str(zh, "word", pl.lit("有限公司"), "city", pl.lit("分公司")))
-        .otherwise(pl.concat_str("city_py", pl.lit(" "), "z1py", "z2py", pl.lit(" "), "word_en",
-                                 pl.lit(" "), "suffix_en")).alias("name")
+        pl.when(pl.col("style") == 0)
+        .then(pl.concat_str("city", zh, "word", "suffix"))
+        .when(pl.col("style") == 1)
+        .then(pl.concat_str(pl.lit("浙江"), zh, "word", "suffix"))
+        .when(pl.col("style") == 2)
+        .then(pl.concat_str("county", zh, "word", pl.lit("有限公司")))
+        .when(pl.col("style") == 3)
+        .then(pl.concat_str(zh, "word", pl.lit("有限公司"), "city", pl.lit("分公司")))
+        .otherwise(
+            pl.concat_str(
+                "city_py",
+                pl.lit(" "),
+                "z1py",
+                "z2py",
+                pl.lit(" "),
+                "word_en",
+                pl.lit(" "),
+                "suffix_en",
+            )
+        )
+        .alias("name")
     )["name"]
 
-    ct = _stream(seed, "pop.contact")
-    surname = np.array(SURNAMES)[ct.integers(0, len(SURNAMES), n)]
-    given1 = np.array(GIVEN)[ct.integers(0, len(GIVEN), n)]
-    given2 = np.where(ct.random(n) < 0.7, np.array(GIVEN)[ct.integers(0, len(GIVEN), n)], "")
-    mobile = ct.random(n) < 0.75
-    prefix = np.array(MOBILE_PREFIXES)[ct.integers(0, len(MOBILE_PREFIXES), n)]
-    tail = ct.integers(0, 100_000_000, n)
-    area = np.array([CITIES[c[:4]][1] for c in county_code])[region]
-    land = ct.integers(2, 9, n) * 10_000_000 + ct.integers(0, 10_000_000, n)
-    people = pl.DataFrame({"s": surname, "g1": given1, "g2": given2, "mobile": mobile,
-                           "prefix": prefix, "tail": tail, "area": area, "land": land})
+    ct = _draws(seed, "pop.contact")
+    surname = _gather(SURNAMES, ct("surname").integers(0, len(SURNAMES), n))
+    given1 = _gather(GIVEN, ct("given1").integers(0, len(GIVEN), n))
+    given2 = _gather(
+        [*GIVEN, ""],
+        np.where(ct("two").random(n) < 0.7, ct("given2").integers(0, len(GIVEN), n), len(GIVEN)),
+    )
+    mobile = ct("mobile").random(n) < 0.75
+    prefix = _gather(MOBILE_PREFIXES, ct("prefix").integers(0, len(MOBILE_PREFIXES), n))
+    tail = ct("tail").integers(0, 100_000_000, n)
+    area = _gather([CITIES[c[:4]][1] for c in county_code], region)
+    land = ct("land_lead").integers(2, 9, n) * 10_000_000 + ct("land").integers(0, 10_000_000, n)
+    layout = ct("layout").choice(4, size=n, p=[0.88, 0.04, 0.04, 0.04])  # as the person writes it
+    people = pl.DataFrame(
+        {
+            "s": surname,
+            "g1": given1,
+            "g2": given2,
+            "mobile": mobile,
+            "prefix": prefix,
+            "tail": pl.Series(tail).cast(pl.Utf8).str.zfill(8),
+            "area": area,
+            "land": pl.Series(land).cast(pl.Utf8),
+            "layout": layout,
+        }
+    )
+    spaced_mobile = pl.concat_str(
+        "prefix",
+        pl.lit(" "),
+        pl.col("tail").str.slice(0, 4),
+        pl.lit(" "),
+        pl.col("tail").str.slice(4),
+    )
     people = people.select(
         pl.concat_str("s", "g1", "g2").alias("contact_name"),
-        pl.when(pl.col("mobile"))
-        .then(pl.concat_str("prefix", pl.col("tail").cast(pl.Utf8).str.zfill(8)))
-        .otherwise(pl.concat_str("area", pl.lit("-"), pl.col("land").cast(pl.Utf8)))
+        pl.when(pl.col("mobile") & (pl.col("layout") == 1))
+        .then(spaced_mobile)
+        .when(pl.col("mobile"))
+        .then(pl.concat_str("prefix", "tail"))
+        .when(pl.col("layout") == 1)
+        .then(pl.concat_str(pl.lit("("), "area", pl.lit(")"), "land"))
+        .when(pl.col("layout") == 2)
+        .then(pl.concat_str("area", pl.lit(" "), "land"))
+        .when(pl.col("layout") == 3)
+        .then(pl.concat_str("area", "land"))
+        .otherwise(pl.concat_str("area", pl.lit("-"), "land"))
         .alias("contact_phone"),
     )
 
     columns = {
-        "credit_code": codes, "enterprise_name": name, "region_code": own,
-        "industry_code": industry_code, "section": section, "bcd": bcd, "size_class": size,
-        "outside": outside, "employees_b": employees, "revenue_b": revenue,
-        "contact_name": people["contact_name"], "contact_phone": people["contact_phone"],
+        "credit_code": codes,
+        "enterprise_name": name,
+        "region_code": _gather(list(county_code), region),
+        "industry_code": _gather(classes, industry),
+        "section": _gather(class_section, industry),
+        "bcd": bcd,
+        "size_class": size,
+        "outside": outside,
+        "employees_b": employees,
+        "revenue_b": revenue,
+        "contact_name": people["contact_name"],
+        "contact_phone": people["contact_phone"],
         "activity": level,
     }
     for col, arr in b.items():
         columns[f"{col}_b"] = arr
     return pl.DataFrame(columns)
+
+
+def _gather(table: list[str], idx: np.ndarray) -> pl.Series:
+    """Strings picked from a small table by index (no per-row Python strings)."""
+    return pl.Series(table, dtype=pl.Utf8).gather(pl.Series(idx, dtype=pl.UInt32))
 
 
 def _short(county_name: str) -> str:
@@ -367,6 +466,7 @@ def _short(county_name: str) -> str:
 # One year's values (year changes activity only, by a bounded noise on stable baselines)
 # ---------------------------------------------------------------------------------------------
 
+
 def _noisy(base: np.ndarray, factor: np.ndarray) -> np.ndarray:
     # A nonzero baseline never rounds to 0: rule W106 compares years, and 0 -> n is a jump.
     return np.where(base > 0, np.maximum(1, np.rint(base * factor)), 0).astype(np.int64)
@@ -374,8 +474,14 @@ def _noisy(base: np.ndarray, factor: np.ndarray) -> np.ndarray:
 
 def _year_values(pop: pl.DataFrame, seed: int, year: int) -> dict[str, np.ndarray]:
     n = pop.height
-    noise_cols = ["employees", "revenue", *BC_COUNTS, "std_spending", "financing_amount",
-                  "rd_expenditure"]
+    noise_cols = [
+        "employees",
+        "revenue",
+        *BC_COUNTS,
+        "std_spending",
+        "financing_amount",
+        "rd_expenditure",
+    ]
     factor = _stream(seed, "year.noise", year).uniform(0.8, 1.25, size=(n, len(noise_cols)))
     f = {c: factor[:, i] for i, c in enumerate(noise_cols)}
     v: dict[str, np.ndarray] = {}
@@ -390,37 +496,46 @@ def _year_values(pop: pl.DataFrame, seed: int, year: int) -> dict[str, np.ndarra
         v[f"{lv}_led"] = np.minimum(v[f"{lv}_led"], v[f"{lv}_involved"])
     v["leader_standards"] = np.minimum(v["leader_standards"], v["enterprise_declared"])
     v["std_staff"] = np.minimum(v["std_staff"], v["employees"])
-    v["std_spending"] = np.minimum(_noisy(pop["std_spending_b"].to_numpy(), f["std_spending"]),
-                                   v["revenue"])
+    v["std_spending"] = np.minimum(
+        _noisy(pop["std_spending_b"].to_numpy(), f["std_spending"]), v["revenue"]
+    )
     v["financing_amount"] = _noisy(pop["financing_amount_b"].to_numpy(), f["financing_amount"])
     rd_b = pop["rd_expenditure_b"].to_numpy()
-    v["rd_expenditure"] = np.where(rd_b < 0, -1, np.where(
-        rd_b == 0, 0, np.maximum(1, np.rint(rd_b * f["rd_expenditure"])))).astype(np.int64)
+    v["rd_expenditure"] = np.where(
+        rd_b < 0, -1, np.where(rd_b == 0, 0, np.maximum(1, np.rint(rd_b * f["rd_expenditure"])))
+    ).astype(np.int64)
 
-    g = _stream(seed, "year.misc", year)
+    g = _draws(seed, "year.misc", year)
     active = pop["activity"].to_numpy() > 0
-    award = np.where(g.random(n) < np.where(active, 0.1, 0.005),
-                     np.array(["county", "city", "province"])[g.choice(3, size=n, p=[0.6, 0.3, 0.1])],
-                     "none")
+    level = np.array(["county", "city", "province"])[
+        g("award").choice(3, size=n, p=[0.6, 0.3, 0.1])
+    ]
+    award = np.where(g("awarded").random(n) < np.where(active, 0.1, 0.005), level, "none")
     v["innovation_award"] = award
-    v["files"] = g.random(n) >= NON_FILER_SHARE
+    v["files"] = g("files").random(n) >= NON_FILER_SHARE
 
     # Submission times: a deadline rush in March; people often type minutes only.
     start = np.datetime64(f"{year + 1}-01-01T00:00:00", "s")
-    month_start = np.array([np.datetime64(f"{year + 1}-{m:02d}-01T00:00:00", "s") for m in (1, 2, 3, 4)])
-    month = g.choice(3, size=n, p=[0.2, 0.3, 0.5])
+    month_start = np.array(
+        [np.datetime64(f"{year + 1}-{m:02d}-01T00:00:00", "s") for m in (1, 2, 3, 4)]
+    )
+    month = g("month").choice(3, size=n, p=[0.2, 0.3, 0.5])
     month_len = (month_start[1:] - month_start[:-1]).astype(np.int64) // 86400
-    day = (g.random(n) * month_len[month]).astype(np.int64)
-    hour = np.clip(np.rint(g.normal(14, 3.5, n)), 0, 23).astype(np.int64)
-    minute, second = g.integers(0, 60, n), g.integers(0, 60, n)
-    second = np.where(g.random(n) < 0.35, 0, second)
-    midnight = g.random(n) < 0.02
-    hour, minute, second = (np.where(midnight, 0, hour), np.where(midnight, 0, minute),
-                            np.where(midnight, 0, second))
+    day = (g("day").random(n) * month_len[month]).astype(np.int64)
+    hour = np.clip(np.rint(g("hour").normal(14, 3.5, n)), 0, 23).astype(np.int64)
+    minute, second = g("minute").integers(0, 60, n), g("second").integers(0, 60, n)
+    second = np.where(g("whole_minute").random(n) < 0.35, 0, second)
+    midnight = g("midnight").random(n) < 0.02
+    hour, minute, second = (
+        np.where(midnight, 0, hour),
+        np.where(midnight, 0, minute),
+        np.where(midnight, 0, second),
+    )
     stamp = month_start[month] + (day * 86400 + hour * 3600 + minute * 60 + second).astype(
-        "timedelta64[s]")
+        "timedelta64[s]"
+    )
     # A handful at the very first second of the window: inside it (W104's lower bound is closed).
-    stamp = np.where(g.random(n) < 0.0005, start, stamp)
+    stamp = np.where(g("first_second").random(n) < 0.0005, start, stamp)
     v["submitted_at"] = stamp
     return v
 
@@ -428,6 +543,7 @@ def _year_values(pop: pl.DataFrame, seed: int, year: int) -> dict[str, np.ndarra
 # ---------------------------------------------------------------------------------------------
 # Cell text helpers
 # ---------------------------------------------------------------------------------------------
+
 
 def _cents_text(c: int) -> str:
     sign = "-" if c < 0 else ""
@@ -441,8 +557,10 @@ def _cents(text: str) -> int:
 
 
 def _fullwidth(text: str) -> str:
-    return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ("\u3000" if ch == " " else ch)
-                   for ch in text)
+    return "".join(
+        chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ("\u3000" if ch == " " else ch)
+        for ch in text
+    )
 
 
 def _thousands(text: str) -> str:
@@ -459,17 +577,23 @@ def _pad(py: _Py, text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_DT_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
-                    r"(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?([+-][0-9]{2}:[0-9]{2})?)?")
+_DT_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?([+-][0-9]{2}:[0-9]{2})?)?"
+)
 _BAD = "bad"  # marker in a cell's comparison key: unreadable, compared by its cleaned text
 
 
-@lru_cache(maxsize=None)
 def _clean(raw: Any) -> str | None:
+    """NFKC, trimmed; blank is None. Numbers (XLSX, JSON) are shown as Python shows them."""
     if raw is None:
         return None
-    text = unicodedata.normalize("NFKC", raw if isinstance(raw, str) else repr(raw)).strip()
-    return text or None
+    return _clean_text(raw) if isinstance(raw, str) else _clean_text(repr(raw))
+
+
+@lru_cache(maxsize=1 << 18)
+def _clean_text(text: str) -> str | None:
+    return unicodedata.normalize("NFKC", text).strip() or None
 
 
 def _number(raw: Any) -> float | None:
@@ -504,8 +628,13 @@ def _datetime(raw: Any) -> datetime | None:
     return value
 
 
-@lru_cache(maxsize=None)
 def _read_cell(col: str, raw: Any) -> tuple[Any, str | None, Any]:
+    # The cache key keeps the type: 1, 1.0 and "1" are different cells.
+    return _read_cell_typed(col, type(raw), raw)
+
+
+@lru_cache(maxsize=1 << 18)
+def _read_cell_typed(col: str, _type: type, raw: Any) -> tuple[Any, str | None, Any]:
     """(typed value or None, E001/E002/None, comparison key) for one received cell."""
     meta = FORM_COLUMNS[col]
     text = _clean(raw)
@@ -600,29 +729,48 @@ class Oracle:
             led, inv = v[f"{lv}_led"], v[f"{lv}_involved"]
             if led is not None and inv is not None and led > inv:
                 found.add("E009")
-        if v["std_staff"] is not None and v["employees"] is not None and v["std_staff"] > v["employees"]:
+        if (
+            v["std_staff"] is not None
+            and v["employees"] is not None
+            and v["std_staff"] > v["employees"]
+        ):
             found.add("E010")
         if v["survey_year"] is not None and v["survey_year"] != self.year:
             found.add("E011")
-        if (v["std_spending"] is not None and v["revenue"] is not None
-                and v["std_spending"] > v["revenue"]):
+        if (
+            v["std_spending"] is not None
+            and v["revenue"] is not None
+            and v["std_spending"] > v["revenue"]
+        ):
             found.add("W101")
         section = self.sections.get(v["industry_code"]) if v["industry_code"] else None
-        if (section in reference.SIZE_RULE_SECTIONS and v["size_class"] is not None
-                and v["employees"] is not None and v["revenue"] is not None
-                and v["size_class"] != self.expected_size(v["employees"], v["revenue"])):
+        if (
+            section in reference.SIZE_RULE_SECTIONS
+            and v["size_class"] is not None
+            and v["employees"] is not None
+            and v["revenue"] is not None
+            and v["size_class"] != self.expected_size(v["employees"], v["revenue"])
+        ):
             found.add("W102")
         at = v["submitted_at"]
         if at is not None and not self.opens <= at < self.closes:
             found.add("W104")
-        if (v["leader_standards"] is not None and v["enterprise_declared"] is not None
-                and v["leader_standards"] > v["enterprise_declared"]):
+        if (
+            v["leader_standards"] is not None
+            and v["enterprise_declared"] is not None
+            and v["leader_standards"] > v["enterprise_declared"]
+        ):
             found.add("W105")
         last = self.previous.get(code) if code else None
         if last:
             for col in COUNT_COLS:
                 x, before = v[col], last.get(col)
-                if x is not None and before is not None and x > TENFOLD * before and x >= TENFOLD_FLOOR:
+                if (
+                    x is not None
+                    and before is not None
+                    and x > TENFOLD * before
+                    and x >= TENFOLD_FLOOR
+                ):
                     found.add("W106")
         phone = v["contact_phone"]
         if phone is not None and not PHONE_RE.fullmatch(re.sub(r"[\s()]", "", phone)):
@@ -630,8 +778,9 @@ class Oracle:
         return found, tuple(key), v
 
 
-def decide(rows: list[tuple[str, int, set[str], tuple, dict[str, Any]]],
-           ) -> list[tuple[str, str]]:
+def decide(
+    rows: list[tuple[str, int, set[str], tuple, dict[str, Any]]],
+) -> list[tuple[str, str]]:
     """Outcome and rule ids for rows given in (file name, row) order: D202, then D201."""
     outcome: list[str | None] = [None] * len(rows)
     first_of: dict[tuple, int] = {}
@@ -649,8 +798,11 @@ def decide(rows: list[tuple[str, int, set[str], tuple, dict[str, Any]]],
             continue
         code = v["credit_code"]
         j = best.get(code)
-        if j is None or (v["submitted_at"], name, row) > (rows[j][4]["submitted_at"], rows[j][0],
-                                                          rows[j][1]):
+        if j is None or (v["submitted_at"], name, row) > (
+            rows[j][4]["submitted_at"],
+            rows[j][0],
+            rows[j][1],
+        ):
             best[code] = i
     winners = set(best.values())
     result = []
@@ -672,6 +824,7 @@ def decide(rows: list[tuple[str, int, set[str], tuple, dict[str, Any]]],
 # ---------------------------------------------------------------------------------------------
 # Faults: each makes its rule fire on the row; the oracle confirms it afterwards.
 # ---------------------------------------------------------------------------------------------
+
 
 class _Faults:
     def __init__(self, year: int, py: _Py, previous: dict[str, dict[str, int]]):
@@ -696,14 +849,26 @@ class _Faults:
         if rule == "E002":
             emp = c["employees"]
             options = [
-                ("employees", f"约{emp}"), ("employees", f"{emp}人"), ("employees", f"{emp}.5"),
+                ("employees", f"约{emp}"),
+                ("employees", f"{emp}人"),
+                ("employees", f"{emp}.5"),
                 (py.pick(BC_COUNTS), py.pick(["2.5", "无", "1O", "两项", "0.5"])),
                 ("revenue", py.pick(["N/A", f"约{c['revenue']}万", "五百"])),
-                ("std_spending", "不详"), ("rd_expenditure", py.pick(["未统计", "—", "见附表"])),
+                ("std_spending", "不详"),
+                ("rd_expenditure", py.pick(["未统计", "—", "见附表"])),
                 ("survey_year", py.pick([f"{year}年", f"{year}年度"])),
-                ("submitted_at", py.pick([f"{year + 1}-02-30 10:15:00", f"{year + 1}/02/15 10:15",
-                                          f"{year + 1}-13-01 09:00:00", f"{year + 1}-03-10 24:30:00",
-                                          f"15/03/{year + 1}"])),
+                (
+                    "submitted_at",
+                    py.pick(
+                        [
+                            f"{year + 1}-02-30 10:15:00",
+                            f"{year + 1}/02/15 10:15",
+                            f"{year + 1}-13-01 09:00:00",
+                            f"{year + 1}-03-10 24:30:00",
+                            f"15/03/{year + 1}",
+                        ]
+                    ),
+                ),
             ]
             col, value = py.pick(options)
             c[col] = value
@@ -714,29 +879,44 @@ class _Faults:
                 c["employees"] = str(EMPLOYEES_MAX + py.int(1, 500_000))
                 return {"employees"}
             if kind == 1:
-                col = py.pick(["patents_in_standards", "zhejiang_made", "intl_tc_posts",
-                               "national_tc_members", "intl_registered_experts",
-                               *(f"{lv}_led" for lv in LEVELS)])
+                col = py.pick(
+                    [
+                        "patents_in_standards",
+                        "zhejiang_made",
+                        "intl_tc_posts",
+                        "national_tc_members",
+                        "intl_registered_experts",
+                        *(f"{lv}_led" for lv in LEVELS),
+                    ]
+                )
                 c[col] = str(-py.int(1, 3))
                 return {col}
             if kind == 2:
-                col = py.pick(["patents_in_standards", "national_tc_members", "enterprise_declared",
-                               *(f"{lv}_involved" for lv in LEVELS)])
+                col = py.pick(
+                    [
+                        "patents_in_standards",
+                        "national_tc_members",
+                        "enterprise_declared",
+                        *(f"{lv}_involved" for lv in LEVELS),
+                    ]
+                )
                 c[col] = str(COUNT_MAX + py.int(1, 50_000))
                 return {col}
             if kind == 3:
                 col = py.pick(["financing_amount", "std_spending", "rd_expenditure"])
                 c[col] = _cents_text(-py.int(100, 500_000))
                 return {col}
-            name = c["enterprise_name"]
-            c["enterprise_name"] = py.pick(["厂", "X", (name * (NAME_MAX // len(name) + 2))[:NAME_MAX + py.int(1, 30)]])
+            filler = re.sub(r"\s", "", c["enterprise_name"]) or "企业"
+            c["enterprise_name"] = py.pick(
+                ["厂", "X", (filler * (NAME_MAX + 1))[: NAME_MAX + py.int(1, 30)]]
+            )
             return {"enterprise_name"}
         if rule == "E004":
             code = c["credit_code"]
             kind = py.int(0, 3)
             if kind == 0:
                 pos = py.int(0, 16)
-                code = code[:pos] + py.pick("IOSVZ") + code[pos + 1:]
+                code = code[:pos] + py.pick("IOSVZ") + code[pos + 1 :]
             elif kind == 1:
                 code = code[:17]
             elif kind == 2:
@@ -751,8 +931,9 @@ class _Faults:
             c["credit_code"] = code[:17] + py.pick(wrong)
             return {"credit_code"}
         if rule == "E006":
-            c["region_code"] = py.pick(["330103", "330104", "330100", "330000", "320106", "33010",
-                                        "3301O2", "310115"])
+            c["region_code"] = py.pick(
+                ["330103", "330104", "330100", "330000", "320106", "33010", "3301O2", "310115"]
+            )
             return {"region_code"}
         if rule == "E007":
             ind = c["industry_code"]
@@ -761,7 +942,10 @@ class _Faults:
         if rule == "E008":
             # A wrong size in sections B-D would also raise the question of W102 against a
             # non-value; keep the size variant to other sections.
-            if self.sections.get(c["industry_code"]) not in reference.SIZE_RULE_SECTIONS and py.random() < 0.5:
+            if (
+                self.sections.get(c["industry_code"]) not in reference.SIZE_RULE_SECTIONS
+                and py.random() < 0.5
+            ):
                 c["size_class"] = py.pick(["特大型", "huge", "中小型", "个体"])
                 return {"size_class"}
             c["innovation_award"] = py.pick(["国家级", "national", "gold", "区级"])
@@ -780,15 +964,18 @@ class _Faults:
             c["std_spending"] = _cents_text(_cents(c["revenue"]) + py.int(1, 2_000_000))
             return {"std_spending"}
         if rule == "W102":
-            c["size_class"] = py.pick([s for s in ("large", "medium", "small", "micro")
-                                       if s != c["size_class"]])
+            c["size_class"] = py.pick(
+                [s for s in ("large", "medium", "small", "micro") if s != c["size_class"]]
+            )
             return {"size_class"}
         if rule == "W104":
             kind = py.int(0, 3)
             if kind == 0:
                 at = datetime(year, 12, py.int(10, 31), py.int(8, 20), py.int(0, 59), py.int(0, 59))
             elif kind == 1:
-                at = datetime(year + 1, 4, py.int(1, 30), py.int(8, 20), py.int(0, 59), py.int(0, 59))
+                at = datetime(
+                    year + 1, 4, py.int(1, 30), py.int(8, 20), py.int(0, 59), py.int(0, 59)
+                )
             elif kind == 2:
                 at = datetime(year + 1, 4, 1)  # the window's upper bound is open
             else:
@@ -800,19 +987,40 @@ class _Faults:
             return {"leader_standards"}
         if rule == "W106":
             last = self.previous[c["credit_code"]]
-            col = py.pick(["enterprise_declared", "patents_in_standards", "national_tc_members",
-                           "zhejiang_made", "intl_registered_experts",
-                           *(f"{lv}_involved" for lv in LEVELS)])
+            col = py.pick(
+                [
+                    "enterprise_declared",
+                    "patents_in_standards",
+                    "national_tc_members",
+                    "zhejiang_made",
+                    "intl_registered_experts",
+                    *(f"{lv}_involved" for lv in LEVELS),
+                ]
+            )
             c[col] = str(max(TENFOLD_FLOOR, TENFOLD * last.get(col, 0) + 1) + py.int(0, 15))
             return {col}
         if rule == "W107":
-            phone = c["contact_phone"]
-            digits = phone.replace("-", "")
-            c["contact_phone"] = py.pick([
-                "+86 " + digits, digits[:-1], "12" + digits[2:11] if len(digits) >= 11 else "12345678901",
-                digits[1:] if digits.startswith("0") else digits[:3] + "-" + digits[3:7] + "-" + digits[7:],
-                digits + "转8001", "无", "0571-123456",
-            ])
+            phone = re.sub(r"[^0-9]", "", c["contact_phone"])
+            if phone.startswith("1"):
+                options = [
+                    "+86 " + phone,
+                    phone[:-1],
+                    "12" + phone[2:],
+                    phone + "转8001",
+                    f"{phone[:3]}-{phone[3:7]}-{phone[7:]}",
+                    "无",
+                ]
+            else:
+                area, number = phone[:4], phone[4:]
+                options = [
+                    f"+86 {area[1:]} {number}",
+                    area[1:] + "-" + number,
+                    number,
+                    f"{area}-{number}-8001",
+                    f"{area}-{number[:4]}-{number[4:]}",
+                    "同上",
+                ]
+            c["contact_phone"] = py.pick(options)
             return {"contact_phone"}
         raise ValueError(rule)
 
@@ -820,6 +1028,7 @@ class _Faults:
 # ---------------------------------------------------------------------------------------------
 # Representation variants: every one normalises back to the same typed value.
 # ---------------------------------------------------------------------------------------------
+
 
 def _variant(py: _Py, col: str, text: str | None, zero_blank: bool = True) -> str | None:
     if text is None:
@@ -829,7 +1038,7 @@ def _variant(py: _Py, col: str, text: str | None, zero_blank: bool = True) -> st
         if not text.isdigit():
             return text
         options = [_fullwidth(text), _pad(py, text), text + ".0"]
-        if int(text) >= 1000:
+        if int(text) >= 1000 and kind == "count":  # "2,024" as a year would be odd
             options += [_thousands(text)] * 3
         if text == "0" and FORM_COLUMNS[col].blank == "zero" and zero_blank:
             options += [None, None]
@@ -859,19 +1068,18 @@ def _variant(py: _Py, col: str, text: str | None, zero_blank: bool = True) -> st
             return text
         return py.pick([AWARD_ZH[text], text.capitalize(), *([None] if text == "none" else [])])
     if col == "contact_phone":
-        if re.fullmatch(r"1[0-9]{10}", text):
-            return py.pick([f"{text[:3]} {text[3:7]} {text[7:]}", _pad(py, text), _fullwidth(text)])
-        m = re.fullmatch(r"(0[0-9]{2,3})-([0-9]{7,8})", text)
-        if m:
-            return py.pick([f"({m[1]}){m[2]}", f"{m[1]} {m[2]}", m[1] + m[2]])
-        return text
+        # Spaced or bracketed layouts are other texts (the population has some); these are not.
+        return py.pick([_pad(py, text), _fullwidth(text)])
     if col == "submitted_at":
         try:
             at = datetime.strptime(text, DT_CANON)
         except ValueError:
             return text
-        options = [at.strftime("%Y-%m-%dT%H:%M:%S"), at.strftime("%Y-%m-%dT%H:%M:%S") + "+08:00",
-                   _fullwidth(text)]
+        options = [
+            at.strftime("%Y-%m-%dT%H:%M:%S"),
+            at.strftime("%Y-%m-%dT%H:%M:%S") + "+08:00",
+            _fullwidth(text),
+        ]
         if at.second == 0:
             options += [at.strftime("%Y-%m-%d %H:%M"), at.strftime("%Y-%m-%dT%H:%M")]
         if at.hour == at.minute == at.second == 0:
@@ -884,10 +1092,15 @@ def _variant(py: _Py, col: str, text: str | None, zero_blank: bool = True) -> st
 # Building the year's rows
 # ---------------------------------------------------------------------------------------------
 
-def _render(pop: pl.DataFrame, v: dict[str, np.ndarray], year: int, filers: np.ndarray) -> pl.DataFrame:
+
+def _render(
+    pop: pl.DataFrame, v: dict[str, np.ndarray], year: int, filers: np.ndarray
+) -> pl.DataFrame:
     """Canonical text cells of every filer's return (one row each)."""
     sel = lambda a: a[filers]  # noqa: E731
-    data: dict[str, Any] = {"survey_year": pl.Series([str(year)] * int(filers.sum()), dtype=pl.Utf8)}
+    data: dict[str, Any] = {
+        "survey_year": pl.Series([str(year)] * int(filers.sum()), dtype=pl.Utf8)
+    }
     p = pop.filter(pl.Series(filers))
     for col in ("credit_code", "enterprise_name", "region_code", "industry_code", "size_class"):
         data[col] = p[col]
@@ -898,12 +1111,20 @@ def _render(pop: pl.DataFrame, v: dict[str, np.ndarray], year: int, filers: np.n
         data[c] = pl.Series(sel(v[c]))
     data["innovation_award"] = pl.Series(sel(v["innovation_award"]).astype(str))
     data["contact_name"], data["contact_phone"] = p["contact_name"], p["contact_phone"]
-    data["submitted_at"] = pl.Series(sel(v["submitted_at"])).dt.strftime(DT_CANON)
+    data["submitted_at"] = pl.Series(sel(v["submitted_at"]).astype("datetime64[ms]")).dt.strftime(
+        DT_CANON
+    )
     df = pl.DataFrame(data)
-    money = {c: pl.when(pl.col(c) >= 0).then(
-        pl.concat_str((pl.col(c) // 100).cast(pl.Utf8), pl.lit("."),
-                      (pl.col(c) % 100).cast(pl.Utf8).str.zfill(2)))
-        for c in ("revenue", "std_spending", "financing_amount", "rd_expenditure")}
+    money = {
+        c: pl.when(pl.col(c) >= 0).then(
+            pl.concat_str(
+                (pl.col(c) // 100).cast(pl.Utf8),
+                pl.lit("."),
+                (pl.col(c) % 100).cast(pl.Utf8).str.zfill(2),
+            )
+        )
+        for c in ("revenue", "std_spending", "financing_amount", "rd_expenditure")
+    }
     df = df.with_columns(**money).select(COLUMNS)
     return df.with_columns(
         _ent=pl.Series(np.flatnonzero(filers).astype(np.int64)),
@@ -914,16 +1135,23 @@ def _render(pop: pl.DataFrame, v: dict[str, np.ndarray], year: int, filers: np.n
 class _Year:
     """Every data row of one year before it is split into files, plus what was done to it."""
 
-    def __init__(self, seed: int, year: int, pop: pl.DataFrame, previous: dict[str, dict[str, int]],
-                 fault_share: float, formats: str, max_rows: int):
-        self.seed, self.year, self.pop, self.formats, self.max_rows = seed, year, pop, formats, max_rows
-        self.previous = previous
+    def __init__(
+        self,
+        seed: int,
+        year: int,
+        pop: pl.DataFrame,
+        previous: dict[str, dict[str, int]],
+        fault_share: float,
+        formats: str,
+        max_rows: int,
+    ):
+        self.seed, self.year, self.previous = seed, year, previous
         v = _year_values(pop, seed, year)
         self.filers = v["files"]
         base = _render(pop, v, year, self.filers)
         n = base.height
-        g = _stream(seed, "year.layout", year)
-        online = g.random(n) < ONLINE_SHARE
+        g = _draws(seed, "year.layout", year)
+        online = g("online").random(n) < ONLINE_SHARE
         region = base["region_code"].to_numpy()
         if formats == "csv":
             home = np.array([f"city_{r[:4]}00_{year}" for r in region])
@@ -931,25 +1159,47 @@ class _Year:
             home = np.array([f"county_{r}_{year}" for r in region])
         parts = [f"online_{year}_part{i:02d}" for i in range(1, 5)]
         self.online_groups = parts
-        group = np.where(online, np.array(parts)[g.integers(0, 4, n)], home)
-        base = base.with_columns(_rid=pl.Series(np.arange(n, dtype=np.int64)),
-                                 _group=pl.Series(group), _order=pl.Series(g.random(n)))
-        self.groups = sorted(set(group.tolist()))
-        self.fault: dict[int, str] = {}       # rid -> injected rule
+        group = np.where(online, np.array(parts)[g("part").integers(0, 4, n)], home)
+        base = base.with_columns(
+            _rid=pl.Series(np.arange(n, dtype=np.int64)),
+            _group=pl.Series(group),
+            _order=pl.Series(g("order").random(n)),
+        )
+        self.groups = sorted(set(group.tolist()) | set(parts))
+        self.fault: dict[int, str] = {}  # rid -> injected rule
         self.fixed: dict[int, set[str]] = {}  # rid -> columns a fault owns (no variants there)
         self.canonical: dict[int, dict] = {}  # rid -> cells before variants (for a self-check)
-        self.work: dict[int, dict] = {}       # rows touched in Python, by rid
-        self.benign: set[int] = set()         # resubmission originals: different but clean
+        self.work: dict[int, dict] = {}  # rows touched in Python, by rid
         self.next_rid = n
         self.base = base
-        self._faults(g, fault_share)
+        self._faults(fault_share)
         self._resubmissions()
+        self._line_breaks()
         self._duplicates()
         self._variants()
-        patch = pl.DataFrame([self.work[r] for r in sorted(self.work)], schema=base.schema,
-                             orient="row") if self.work else base.clear()
-        self.rows = (base.filter(~pl.col("_rid").is_in(sorted(self.work))).vstack(patch)
-                     .sort("_rid"))
+        # Touched rows go back in place column by column (a whole-frame copy is 1 GB at 1M rows).
+        touched = [r for r in sorted(self.work) if r < n]
+        columns = []
+        for c in base.columns:
+            series = base[c]
+            if touched:
+                series = series.scatter(touched, [self.work[r][c] for r in touched])
+            columns.append(series)
+        self.base = None
+        added = [self.work[r] for r in sorted(self.work) if r >= n]
+        rows = pl.DataFrame(columns)
+        if added:
+            rows = rows.vstack(pl.DataFrame(added, schema=rows.schema))
+        self.work = {}
+        self.rows = rows
+        self.groups = sorted(self.rows["_group"].unique().to_list())
+
+    def _prefetch(self, rids) -> None:
+        # One gather for many rows: row-at-a-time access is the slow path at a million rows.
+        missing = sorted({int(r) for r in rids if r < self.base.height and r not in self.work})
+        if missing:
+            for row in self.base[missing].to_dicts():
+                self.work[row["_rid"]] = row
 
     def _take(self, rid: int) -> dict:
         if rid not in self.work:
@@ -963,7 +1213,7 @@ class _Year:
         self.work[row["_rid"]] = row
         return row
 
-    def _faults(self, g: np.random.Generator, fault_share: float) -> None:
+    def _faults(self, fault_share: float) -> None:
         n = self.base.height
         self.perm = _stream(self.seed, "year.pick", self.year).permutation(n)
         n_resub = round(RESUBMIT_SHARE * n)
@@ -980,7 +1230,7 @@ class _Year:
         py.rng.shuffle(order)
         codes = self.base["credit_code"].to_list()
         inds = self.base["industry_code"].to_list()
-        cursor, skipped = 0, []
+        cursor, skipped, plan = 0, [], []
         for rule in order:
             probe = {"credit_code": None, "industry_code": None}
             chosen = None
@@ -997,16 +1247,18 @@ class _Year:
                     chosen = rid
                 else:
                     skipped.append(rid)
-            if chosen is None:
-                continue
-            row = self._take(chosen)
-            self.fixed[chosen] = self.faulter.apply(rule, row)
-            self.fault[chosen] = rule
+            if chosen is not None:
+                plan.append((rule, chosen))
+        self._prefetch(r for _, r in plan)
+        for rule, rid in plan:
+            self.fixed[rid] = self.faulter.apply(rule, self._take(rid))
+            self.fault[rid] = rule
         self.untouched = pool[cursor:] + skipped
 
     def _resubmissions(self) -> None:
         py = _Py(_stream(self.seed, "year.resubmit", self.year))
         opens = datetime(self.year + 1, 1, 1)
+        self._prefetch(self.resub_rids)
         for rid in self.resub_rids:
             base = self._take(rid)
             at = datetime.strptime(base["submitted_at"], DT_CANON)
@@ -1017,7 +1269,6 @@ class _Year:
                 # An earlier return with different values; the base row is its correction.
                 other = self._new(base)
                 self._perturb(py, other)
-                self.benign.add(other["_rid"])
                 if kind == "a":
                     seconds = int((at - opens).total_seconds() * (0.3 + 0.6 * py.random()))
                     other["submitted_at"] = (opens + timedelta(seconds=seconds)).strftime(DT_CANON)
@@ -1029,8 +1280,10 @@ class _Year:
             else:
                 # A later correction that is itself invalid: the earlier return stands.
                 fix = self._new(base)
-                later = min(at + timedelta(seconds=py.int(3600, 10 * 86400)),
-                            datetime(self.year + 1, 3, 31, 23, 0, 0))
+                later = min(
+                    at + timedelta(seconds=py.int(3600, 10 * 86400)),
+                    datetime(self.year + 1, 3, 31, 23, 0, 0),
+                )
                 fix["submitted_at"] = max(later, at + timedelta(seconds=1)).strftime(DT_CANON)
                 fix["_group"], fix["_order"] = group, py.random()
                 rule = py.pick(["E002", "E003", "E009", "E010", "E001"])
@@ -1044,23 +1297,25 @@ class _Year:
             c["contact_phone"] = phone[:-1] + str((int(phone[-1]) + py.int(1, 9)) % 10)
         elif kind == 1:
             spend = _cents(c["std_spending"])
-            c["std_spending"] = _cents_text(min(_cents(c["revenue"]), spend // 2 if spend > 1 else spend + 1))
+            c["std_spending"] = _cents_text(
+                min(_cents(c["revenue"]), spend // 2 if spend > 1 else spend + 1)
+            )
             if c["std_spending"] == _cents_text(spend):
                 c["contact_name"] = c["contact_name"] + "（补）"
         elif kind == 2:
             c["enterprise_declared"] = str(int(c["enterprise_declared"]) + 1)
         else:
-            c["employees"] = str(int(c["employees"]) + py.int(1, 3) if c["size_class"] == "micro" and int(c["employees"]) < 16
-                                 else int(c["employees"]))
             c["contact_name"] = c["contact_name"] + "（初报）"
 
     def _duplicates(self) -> None:
         py = _Py(_stream(self.seed, "year.duplicate", self.year))
         total = self.next_rid
         n_dup = round(DUPLICATE_SHARE * self.base.height)
-        picks = _stream(self.seed, "year.duplicate.pick", self.year).choice(total, size=min(n_dup, total),
-                                                                           replace=False)
+        picks = _stream(self.seed, "year.duplicate.pick", self.year).choice(
+            total, size=min(n_dup, total), replace=False
+        )
         self.copies: list[int] = []
+        self._prefetch(picks.tolist())
         for src in sorted(int(x) for x in picks):
             cells = self._take(src) if src < self.base.height else self.work[src]
             copy = self._new(cells)
@@ -1070,8 +1325,6 @@ class _Year:
             if src in self.fault:
                 self.fault[copy["_rid"]] = self.fault[src]
                 self.fixed[copy["_rid"]] = self.fixed[src]
-            if src in self.benign:
-                self.benign.add(copy["_rid"])
             self.copies.append(copy["_rid"])
 
     def _variants(self) -> None:
@@ -1080,27 +1333,30 @@ class _Year:
         mask = _stream(self.seed, "year.variant.pick", self.year).random(n) < VARIANT_SHARE
         chosen = set(np.flatnonzero(mask).tolist())
         chosen.update(r for r in self.copies if py.random() < 0.6)
+        self._prefetch(chosen)
         for rid in sorted(chosen):
             row = self._take(rid) if rid < self.base.height else self.work[rid]
             fixed = self.fixed.get(rid, set())
             self.canonical[rid] = {c: row[c] for c in COLUMNS}
-            for _ in range(py.int(1, 3)):
-                col = py.pick(COLUMNS)
-                if col in fixed or col == "survey_year" and row[col] != str(self.year):
-                    continue
-                row[col] = _variant(py, col, row[col])
-        # Line breaks inside a quoted contact_name (a second contact person) in a few rows.
-        for rid in sorted(self.work)[:: max(1, len(self.work) // 15)]:
-            row = self.work[rid]
-            if row["contact_name"] and "contact_name" not in self.fixed.get(rid, set()):
-                self.canonical.setdefault(rid, {c: row[c] for c in COLUMNS})
-                row["contact_name"] = row["contact_name"].strip() + "\n" + py.pick(SURNAMES) + py.pick(GIVEN)
-                self.canonical[rid]["contact_name"] = row["contact_name"]
+            for k in py.rng.choice(len(COLUMNS), size=py.int(1, 3), replace=False):
+                col = COLUMNS[int(k)]
+                if col not in fixed:
+                    row[col] = _variant(py, col, row[col])
+
+    def _line_breaks(self) -> None:
+        # Two contact persons on two lines of one quoted cell: it tests row numbering too.
+        py = _Py(_stream(self.seed, "year.linebreak", self.year))
+        count = max(3, round(0.002 * self.base.height))
+        self._prefetch(self.untouched[:count])
+        for rid in sorted(self.untouched[:count]):
+            row = self._take(rid)
+            row["contact_name"] = row["contact_name"] + "\n" + py.pick(SURNAMES) + py.pick(GIVEN)
 
 
 # ---------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------
+
 
 def _header(py: _Py, col: str, chinese: bool, fancy: float) -> str:
     meta = FORM_COLUMNS[col]
@@ -1118,8 +1374,17 @@ def _header(py: _Py, col: str, chinese: bool, fancy: float) -> str:
 
 
 class _FilePlan:
-    def __init__(self, name: str, shape: str, chinese: bool, shuffle: bool, zero_blank: bool,
-                 chinese_enums: bool, extra: bool, json_numbers: bool):
+    def __init__(
+        self,
+        name: str,
+        shape: str,
+        chinese: bool,
+        shuffle: bool,
+        zero_blank: bool,
+        chinese_enums: bool,
+        extra: bool,
+        json_numbers: bool,
+    ):
         self.name, self.shape, self.chinese, self.shuffle = name, shape, chinese, shuffle
         self.zero_blank, self.chinese_enums, self.extra = zero_blank, chinese_enums, extra
         self.json_numbers = json_numbers
@@ -1148,30 +1413,47 @@ def _plans(groups: list[str], seed: int, year: int, formats: str) -> dict[str, _
             shape = forced.get(g) or SHAPES[int(py.rng.choice(5, p=[0.3, 0.2, 0.2, 0.2, 0.1]))]
         chinese = shape == "csv_gb" or (shape in ("csv_bom", "xlsx") and py.random() < 0.5)
         plans[g] = _FilePlan(
-            name=g, shape=shape, chinese=chinese and formats != "csv",
+            name=g,
+            shape=shape,
+            chinese=chinese and formats != "csv",
             shuffle=shape == "csv_gb" or py.random() < 0.1,
-            zero_blank=py.random() < 0.3, chinese_enums=(chinese and py.random() < 0.7) or py.random() < 0.05,
+            zero_blank=py.random() < 0.3,
+            chinese_enums=(chinese and py.random() < 0.7) or py.random() < 0.05,
             extra=g in extras or py.random() < 0.08,
-            json_numbers=not g.endswith("04") and py.random() < 0.8,
+            json_numbers=not g.endswith("_part04") and py.random() < 0.8,
         )
     return plans
 
 
 def _file_frame(rows: pl.DataFrame, plan: _FilePlan, py: _Py) -> tuple[pl.DataFrame, list[str]]:
     """The cells one file holds, in its column order and representation; and their headers."""
-    df = rows.sort("_order").select(COLUMNS)
+    df = rows.select(COLUMNS)  # already in file order
     if plan.zero_blank:
         zeros = [c for c in COLUMNS if FORM_COLUMNS[c].blank == "zero"]
-        df = df.with_columns(**{c: pl.when(pl.col(c).is_in(["0", "0.00"])).then(None)
-                                .otherwise(pl.col(c)) for c in zeros})
+        df = df.with_columns(
+            **{
+                c: pl.when(pl.col(c).is_in(["0", "0.00"])).then(None).otherwise(pl.col(c))
+                for c in zeros
+            }
+        )
     if plan.chinese_enums:
         df = df.with_columns(
             size_class=pl.col("size_class").replace(SIZE_ZH),
-            innovation_award=pl.col("innovation_award").replace(AWARD_ZH))
+            innovation_award=pl.col("innovation_award").replace(AWARD_ZH),
+        )
     columns = list(COLUMNS)
     if plan.extra:
-        notes = [None, None, None, None, None, "已核实", "数据来自财务报表，\n经负责人确认",
-                 "含分公司, 合并填报", "新增企业"]
+        notes = [
+            None,
+            None,
+            None,
+            None,
+            None,
+            "已核实",
+            "数据来自财务报表，\n经负责人确认",
+            "含分公司, 合并填报",
+            "新增企业",
+        ]
         picks = py.rng.integers(0, len(notes), df.height)
         df = df.with_columns(_extra=pl.Series([notes[i] for i in picks], dtype=pl.Utf8))
         columns.append("_extra")
@@ -1214,13 +1496,23 @@ def _write_csv(path: Path, df: pl.DataFrame, headers: list[str], shape: str) -> 
         path.write_bytes(out.write_csv(quote_style="necessary").encode("gb18030"))
 
 
-def _xlsx_bytes(headers: list[str], rows: list[list[Any]], year: int, sheet: str,
-                notes_sheet: bool) -> bytes:
+def _xlsx_bytes(
+    headers: list[str], rows: list[list[Any]], year: int, sheet: str, notes_sheet: bool
+) -> bytes:
     buffer = io.BytesIO()
-    wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False,
-                                      "strings_to_formulas": False, "strings_to_urls": False})
+    wb = xlsxwriter.Workbook(
+        buffer,
+        {
+            "in_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
     # A fixed creation time keeps the bytes identical from run to run.
-    wb.set_properties({"created": datetime(year + 1, 4, 2, 9, 0, 0), "author": "浙江省市场监督管理局"})
+    wb.set_properties(
+        {"created": datetime(year + 1, 4, 2, 9, 0, 0), "author": "浙江省市场监督管理局"}
+    )
     ws = wb.add_worksheet(sheet)
     stamp = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     for c, h in enumerate(headers):
@@ -1241,8 +1533,9 @@ def _xlsx_bytes(headers: list[str], rows: list[list[Any]], year: int, sheet: str
     return buffer.getvalue()
 
 
-def _write_file(folder: Path, plan: _FilePlan, rows: pl.DataFrame, py: _Py, year: int,
-                want_cells: bool) -> tuple[str, list[dict[str, Any]] | None, int]:
+def _write_file(
+    folder: Path, plan: _FilePlan, rows: pl.DataFrame, py: _Py, year: int, want_cells: bool
+) -> tuple[str, list[dict[str, Any]] | None, int]:
     """Writes one landing file; returns its name, its cells as written (for the oracle), rows."""
     df, headers = _file_frame(rows, plan, py)
     name = plan.name + "." + EXT[plan.shape]
@@ -1255,8 +1548,9 @@ def _write_file(folder: Path, plan: _FilePlan, rows: pl.DataFrame, py: _Py, year
             cells = [dict(zip(cols, r, strict=True)) for r in df.iter_rows()]
     elif plan.shape == "xlsx":
         typed = [[_typed(c, x, True) for c, x in zip(cols, r, strict=True)] for r in df.iter_rows()]
-        path.write_bytes(_xlsx_bytes(headers, typed, year, py.pick(["Sheet1", "填报数据"]),
-                                     py.random() < 0.3))
+        path.write_bytes(
+            _xlsx_bytes(headers, typed, year, py.pick(["Sheet1", "填报数据"]), py.random() < 0.3)
+        )
         cells = [dict(zip(cols, r, strict=True)) for r in typed] if want_cells else None
     else:
         keys = [("remark" if c == "_extra" else c) for c in cols]
@@ -1277,6 +1571,7 @@ def _write_file(folder: Path, plan: _FilePlan, rows: pl.DataFrame, py: _Py, year
 # Damaged files, one per F rule (and its variants)
 # ---------------------------------------------------------------------------------------------
 
+
 def _csv_text(headers: list[str], rows: list[list[Any]]) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
@@ -1290,23 +1585,35 @@ def _rezip(data: bytes, extra: tuple[str, bytes] | None) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for info in src.infolist():
-            z.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), src.read(info.filename),
-                       compress_type=zipfile.ZIP_DEFLATED)
+            z.writestr(
+                zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)),
+                src.read(info.filename),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
         if extra:
-            z.writestr(zipfile.ZipInfo(extra[0], (1980, 1, 1, 0, 0, 0)), extra[1],
-                       compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            z.writestr(
+                zipfile.ZipInfo(extra[0], (1980, 1, 1, 0, 0, 0)),
+                extra[1],
+                compress_type=zipfile.ZIP_DEFLATED,
+                compresslevel=9,
+            )
     return out.getvalue()
 
 
-def _damaged(folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows: int,
-             seed: int) -> list[tuple[str, str]]:
+def _damaged(
+    folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows: int, seed: int
+) -> list[tuple[str, str]]:
     py = _Py(_stream(seed, "files.damaged", year))
-    sample = rows.sort("_rid").head(40).select(COLUMNS)
-    body = [list(r) for r in sample.iter_rows()]
+    sample = rows.select(COLUMNS)
+    body = [list(r) for r in sample.iter_rows()] or [[str(year)] + [None] * (len(COLUMNS) - 1)]
     counties = reference.county_codes()
     pick = [counties[i] for i in py.rng.permutation(len(counties))[:10]]
     prefix = "city" if formats == "csv" else "county"
-    stem = (lambda i, tag: f"{prefix}_{pick[i][:4] + '00' if formats == 'csv' else pick[i]}_{year}_{tag}")
+
+    def stem(i: int, tag: str) -> str:
+        office = pick[i][:4] + "00" if formats == "csv" else pick[i]
+        return f"{prefix}_{office}_{year}_{tag}"
+
     written: list[tuple[str, str]] = []
 
     def put(name: str, data: bytes, rule: str) -> None:
@@ -1315,20 +1622,26 @@ def _damaged(folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows
 
     # F303: a required column missing; separately, one header twice.
     keep = [c for c in COLUMNS if c != "contact_phone"]
-    put(stem(0, "supplement") + ".csv",
-        _csv_text(keep, [[r[COLUMNS.index(c)] for c in keep] for r in body[:15]]).encode(), "F303")
+    put(
+        stem(0, "supplement") + ".csv",
+        _csv_text(keep, [[r[COLUMNS.index(c)] for c in keep] for r in body[:15]]).encode(),
+        "F303",
+    )
     twice = COLUMNS[:8] + ["revenue"] + COLUMNS[8:]
-    put(stem(1, "v2") + ".csv", _csv_text(twice, [r[:8] + [r[7]] + r[8:] for r in body[:12]]).encode(),
-        "F303")
+    put(
+        stem(1, "v2") + ".csv",
+        _csv_text(twice, [r[:8] + [r[7]] + r[8:] for r in body[:12]]).encode(),
+        "F303",
+    )
     # F304: the header and nothing else.
     put(stem(2, "resend") + ".csv", _csv_text(COLUMNS, []).encode(), "F304")
     # F306: a row with more fields than the header.
-    text = _csv_text(COLUMNS, body[:20]).splitlines(keepends=True)
-    text[7] = text[7].rstrip("\n") + ",补充说明,\n"
-    put(stem(3, "fixed") + ".csv", "".join(text).encode(), "F306")
-    # F305: one data row over the limit; a short, constant row keeps this cheap.
-    cheap = ",".join([str(year), body[0][1], "批量导入", body[0][3], body[0][4], "micro", "1", "1.00"]
-                     + [""] * (len(COLUMNS) - 11) + ["张三", "13800000000", f"{year + 1}-02-01 10:00:00"]) + "\n"
+    wide = [list(r) for r in body[:20]]
+    wide[min(5, len(wide) - 1)] += ["补充说明", ""]
+    put(stem(3, "fixed") + ".csv", _csv_text(COLUMNS, wide).encode(), "F306")
+    # F305: one data row over the limit. Rows need only be rows (a year and empty cells):
+    # 38 bytes each keeps a million of them cheap to write and to count.
+    cheap = f"{year}" + "," * (len(COLUMNS) - 1) + "\n"
     name = f"online_{year}_full_dump.csv"
     with open(folder / name, "wb") as f:
         f.write((",".join(COLUMNS) + "\n").encode())
@@ -1342,8 +1655,11 @@ def _damaged(folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows
     if formats == "csv":
         return written
     # F301: content that is not CSV/XLSX/JSONL whatever the name says.
-    pdf = (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-           b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+    pdf = (
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+        b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+        b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+    )
     put(stem(4, "scan") + ".csv", pdf, "F301")
     ole = bytes.fromhex("D0CF11E0A1B11AE1") + bytes(16) + bytes.fromhex("3E000300FEFF0900")
     put(stem(5, "old") + ".xls", ole + bytes(4096 - len(ole)), "F301")
@@ -1351,11 +1667,19 @@ def _damaged(folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows
     zh = [FORM_COLUMNS[c].label_zh for c in COLUMNS]
     put(stem(6, "export") + ".csv", _csv_text(zh, body[:10]).encode("utf-16"), "F302")
     # F306: a truncated XLSX, and one whose members expand past 100x the file.
-    good = _xlsx_bytes(COLUMNS, [[_typed(c, x, True) for c, x in zip(COLUMNS, r, strict=True)]
-                                 for r in body[:30]], year, "Sheet1", False)
+    good = _xlsx_bytes(
+        COLUMNS,
+        [[_typed(c, x, True) for c, x in zip(COLUMNS, r, strict=True)] for r in body[:30]],
+        year,
+        "Sheet1",
+        False,
+    )
     put(stem(7, "final") + ".xlsx", good[: len(good) * 3 // 5], "F306")
-    put(stem(8, "backup") + ".xlsx",
-        _rezip(good, ("xl/media/image1.bin", bytes(6 * 1024 * 1024))), "F306")
+    put(
+        stem(8, "backup") + ".xlsx",
+        _rezip(good, ("xl/media/image1.bin", bytes(6 * 1024 * 1024))),
+        "F306",
+    )
     return written
 
 
@@ -1363,7 +1687,9 @@ def _damaged(folder: Path, rows: pl.DataFrame, year: int, formats: str, max_rows
 # Truth across years
 # ---------------------------------------------------------------------------------------------
 
+# Beside the truth: the accepted counts of the year, read back as "last year" for rule W106.
 ACCEPTED_COUNTS = "accepted_counts.csv"
+TRUTH_FILES = ("truth_rows.csv", "truth_files.csv", "truth_no_return.csv", ACCEPTED_COUNTS)
 
 
 def _previous_counts(data_dir: Path, year: int) -> dict[str, dict[str, int]]:
@@ -1374,7 +1700,8 @@ def _previous_counts(data_dir: Path, year: int) -> dict[str, dict[str, int]]:
     sidecar = folder / ACCEPTED_COUNTS
     if not sidecar.exists():
         raise FileNotFoundError(
-            f"{sidecar} is missing: regenerate year {year - 1} with truth=True before year {year}")
+            f"{sidecar} is missing: regenerate year {year - 1} with truth=True before year {year}"
+        )
     out = {}
     with open(sidecar, encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
@@ -1393,9 +1720,18 @@ def _write_table(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 # Entry point
 # ---------------------------------------------------------------------------------------------
 
-def synthesize(year: int, enterprises: int = 50_000, seed: int = 1, data_dir: Path | str = Path("data"),
-               *, fault_share: float = 0.05, formats: str = "all", max_rows: int = 1_000_000,
-               truth: bool = True) -> dict:
+
+def synthesize(
+    year: int,
+    enterprises: int = 50_000,
+    seed: int = 1,
+    data_dir: Path | str = Path("data"),
+    *,
+    fault_share: float = 0.05,
+    formats: str = "all",
+    max_rows: int = 1_000_000,
+    truth: bool = True,
+) -> dict:
     """Write one survey year's landing files, frame and (optionally) truth under data_dir.
 
     Deterministic for (year, enterprises, seed, fault_share, formats, max_rows) and whether
@@ -1416,41 +1752,68 @@ def synthesize(year: int, enterprises: int = 50_000, seed: int = 1, data_dir: Pa
     pop = _population(seed, enterprises)
     frame_dir = data_dir / "frame"
     frame_dir.mkdir(parents=True, exist_ok=True)
-    pop.select("credit_code", "enterprise_name", "region_code", "industry_code", "size_class"
-               ).write_csv(frame_dir / f"{year}.csv", quote_style="necessary")
+    pop.select(
+        "credit_code", "enterprise_name", "region_code", "industry_code", "size_class"
+    ).write_csv(frame_dir / f"{year}.csv", quote_style="necessary")
 
+    frame_codes = pop["credit_code"]
     y = _Year(seed, year, pop, previous, fault_share, formats, max_rows)
+    del pop
     plans = _plans(y.groups, seed, year, formats)
     py = _Py(_stream(seed, "files.write", year))
-    files: list[tuple[str, str, str, int | None]] = []   # name, status, rule, rows
+    files: list[tuple[str, str, str, int | None]] = []  # name, status, rule, rows
     per_file: list[tuple[str, list[int], list[dict] | None]] = []
-    by_group = y.rows.partition_by("_group", as_dict=True, maintain_order=True)
-    for group in y.groups:
-        part = by_group[(group,)].sort("_order")
+    sample = y.rows.head(40)
+    outside = y.rows.select("_rid", "_outside")
+    ordered = y.rows.sort("_group", "_order", "_rid")
+    y.rows = None  # one copy of the year's rows at a time
+    bounds = ordered.group_by("_group", maintain_order=True).len()
+    start = 0
+    for group, length in bounds.iter_rows():
+        part = ordered.slice(start, length)
+        start += length
         # Exports are chunked so that no ordinary file trips the row limit (F305 is on purpose).
-        chunks = [part[i:i + max_rows] for i in range(0, part.height, max_rows)]
+        chunks = [part[i : i + max_rows] for i in range(0, part.height, max_rows)]
         for k, chunk in enumerate(chunks):
             plan = plans[group]
             if len(chunks) > 1:
                 plan = _FilePlan(**{**plan.__dict__, "name": f"{group}_p{k + 1}"})
             name, cells, count = _write_file(landing, plan, chunk, py, year, truth)
             files.append((name, "read", "", count))
-            per_file.append((name, chunk.sort("_order")["_rid"].to_list(), cells))
-    for name, rule in _damaged(landing, y.rows, year, formats, max_rows, seed):
+            per_file.append((name, chunk["_rid"].to_list(), cells))
+    del ordered
+    for name, rule in _damaged(landing, sample, year, formats, max_rows, seed):
         files.append((name, "quarantined", rule, None))
 
-    summary = {"year": year, "enterprises": enterprises, "files": len(files),
-               "rows": sum(f[3] or 0 for f in files), "quarantined": sum(f[3] is None for f in files)}
+    summary = {
+        "year": year,
+        "enterprises": enterprises,
+        "files": len(files),
+        "rows": sum(f[3] or 0 for f in files),
+        "quarantined": sum(f[3] is None for f in files),
+    }
     if truth:
-        summary.update(_truth(data_dir, year, y, pop, previous, files, per_file))
+        summary.update(_truth(data_dir, year, y, outside, frame_codes, previous, files, per_file))
+    else:
+        # Truth of an earlier run would now describe other files; so would its counts for W106.
+        for name in TRUTH_FILES:
+            (data_dir / "synth" / str(year) / name).unlink(missing_ok=True)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
 
-def _truth(data_dir: Path, year: int, y: _Year, pop: pl.DataFrame, previous: dict,
-           files: list, per_file: list) -> dict:
+def _truth(
+    data_dir: Path,
+    year: int,
+    y: _Year,
+    outside: pl.DataFrame,
+    frame_codes: pl.Series,
+    previous: dict,
+    files: list,
+    per_file: list,
+) -> dict:
     oracle = Oracle(year, previous)
-    judged = []   # (file, row, found, key, values, rid)
+    judged = []  # (file, row, found, key, values, rid)
     for name, rids, cells in sorted(per_file, key=lambda t: t[0]):
         first = 1 if name.endswith(".jsonl") else 2
         for i, (rid, row) in enumerate(zip(rids, cells, strict=True)):
@@ -1458,40 +1821,57 @@ def _truth(data_dir: Path, year: int, y: _Year, pop: pl.DataFrame, previous: dic
             judged.append((name, i + first, found, key, values, rid))
     decided = decide([j[:5] for j in judged])
 
-    # Self-checks: every injected fault fired; clean rows raise nothing but their W103;
-    # value-preserving variants really preserve the typed values.
-    outside = dict(zip(y.rows["_rid"].to_list(), y.rows["_outside"].to_list(), strict=True))
-    by_rid = {j[5]: j for j in judged}
+    # Self-checks (kept under python -O too): every injected fault fired; clean rows raise
+    # nothing but their W103; representation variants really preserve the typed values.
+    outside = dict(outside.iter_rows())
     for name, row, found, key, _, rid in judged:
         rule = y.fault.get(rid)
-        if rule is not None:
-            assert rule in found, f"{name}:{row} injected {rule}, oracle found {sorted(found)}"
-        else:
-            expect = {"W103"} if outside[rid] else set()
-            assert found == expect, f"{name}:{row} clean row, oracle found {sorted(found)}"
+        if rule is not None and rule not in found:
+            raise RuntimeError(f"{name}:{row} injected {rule}, oracle found {sorted(found)}")
+        if rule is None and found != ({"W103"} if outside[rid] else set()):
+            raise RuntimeError(f"{name}:{row} clean row, oracle found {sorted(found)}")
         if rid in y.canonical:
             _, ckey, _ = oracle.check(y.canonical[rid])
-            assert ckey == key, f"{name}:{row}: a representation variant changed a value"
-    del by_rid
+            changed = [(c, a, b) for c, a, b in zip(COLUMNS, ckey, key, strict=True) if a != b]
+            if changed:
+                raise RuntimeError(f"{name}:{row}: a representation variant changed {changed}")
 
     synth = data_dir / "synth" / str(year)
     synth.mkdir(parents=True, exist_ok=True)
-    _write_table(synth / "truth_rows.csv", ["source_file", "source_row", "outcome", "rule_ids"],
-                 [[j[0], j[1], o, ids] for j, (o, ids) in zip(judged, decided, strict=True)])
-    _write_table(synth / "truth_files.csv", ["source_file", "status", "rule", "rows"],
-                 [[n, s, r, "" if c is None else c] for n, s, r, c in sorted(files)])
-    accepted = {j[4]["credit_code"]: j[4] for j, (o, _) in zip(judged, decided, strict=True)
-                if o == "accepted"}
-    frame_codes = pop["credit_code"].to_list()
-    _write_table(synth / "truth_no_return.csv", ["credit_code"],
-                 [[c] for c in sorted(c for c in frame_codes if c not in accepted)])
-    _write_table(synth / ACCEPTED_COUNTS, ["credit_code", *COUNT_COLS],
-                 [[c, *(accepted[c][k] for k in COUNT_COLS)] for c in sorted(accepted)])
+    _write_table(
+        synth / "truth_rows.csv",
+        ["source_file", "source_row", "outcome", "rule_ids"],
+        [[j[0], j[1], o, ids] for j, (o, ids) in zip(judged, decided, strict=True)],
+    )
+    _write_table(
+        synth / "truth_files.csv",
+        ["source_file", "status", "rule", "rows"],
+        [[n, s, r, "" if c is None else c] for n, s, r, c in sorted(files)],
+    )
+    accepted = {
+        j[4]["credit_code"]: j[4]
+        for j, (o, _) in zip(judged, decided, strict=True)
+        if o == "accepted"
+    }
+    frame_codes = frame_codes.to_list()
+    _write_table(
+        synth / "truth_no_return.csv",
+        ["credit_code"],
+        [[c] for c in sorted(c for c in frame_codes if c not in accepted)],
+    )
+    _write_table(
+        synth / ACCEPTED_COUNTS,
+        ["credit_code", *COUNT_COLS],
+        [[c, *(accepted[c][k] for k in COUNT_COLS)] for c in sorted(accepted)],
+    )
     outcomes = Counter(o for o, _ in decided)
     rules = Counter(r for _, ids in decided for r in ids.split(";") if r)
     rules.update(r for _, s, r, _ in files if r)
-    return {"outcomes": dict(sorted(outcomes.items())), "rules": dict(sorted(rules.items())),
-            "no_return": sum(1 for c in frame_codes if c not in accepted)}
+    return {
+        "outcomes": dict(sorted(outcomes.items())),
+        "rules": dict(sorted(rules.items())),
+        "no_return": sum(1 for c in frame_codes if c not in accepted),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1505,10 +1885,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-rows", type=int, default=1_000_000)
     parser.add_argument("--no-truth", action="store_true")
     args = parser.parse_args(argv)
-    print(json.dumps(synthesize(args.year, args.enterprises, args.seed, args.data_dir,
-                                fault_share=args.fault_share, formats=args.formats,
-                                max_rows=args.max_rows, truth=not args.no_truth),
-                     ensure_ascii=False, indent=2))
+    print(
+        json.dumps(
+            synthesize(
+                args.year,
+                args.enterprises,
+                args.seed,
+                args.data_dir,
+                fault_share=args.fault_share,
+                formats=args.formats,
+                max_rows=args.max_rows,
+                truth=not args.no_truth,
+            ),
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 import pandera.polars as pa
 import polars as pl
@@ -110,15 +111,10 @@ class SurveyReturn(pa.DataFrameModel):
 
     @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E001")
     def present(cls, data: PolarsData) -> pl.LazyFrame:
-        column = FORM_COLUMNS[data.key]
-        if not column.required:
-            return data.lazyframe.select(pl.lit(True).alias(data.key))
         return data.lazyframe.select(pl.col(text_of(data.key)).is_not_null())
 
     @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E002")
     def readable(cls, data: PolarsData) -> pl.LazyFrame:
-        if FORM_COLUMNS[data.key].kind not in PARSED_KINDS:
-            return data.lazyframe.select(pl.lit(True).alias(data.key))
         return data.lazyframe.select(
             pl.col(text_of(data.key)).is_null() | pl.col(data.key).is_not_null())
 
@@ -131,9 +127,7 @@ class SurveyReturn(pa.DataFrameModel):
             return data.lazyframe.select(value.is_between(0, ceiling))
         if column.kind == "amount":
             return data.lazyframe.select(value >= 0)
-        if column.name == "enterprise_name":
-            return data.lazyframe.select(value.str.len_chars().is_between(*NAME_LENGTH))
-        return data.lazyframe.select(pl.lit(True).alias(data.key))
+        return data.lazyframe.select(value.str.len_chars().is_between(*NAME_LENGTH))
 
     @pa.check("credit_code", name="E004")
     def credit_code_alphabet(cls, data: PolarsData) -> pl.LazyFrame:
@@ -206,8 +200,7 @@ class SurveyReturn(pa.DataFrameModel):
     @pa.check(FORM_COLUMN_PATTERN, regex=True, name="W106")
     def no_tenfold_jump(cls, data: PolarsData) -> pl.LazyFrame:
         previous = previous_of(data.key)
-        column = FORM_COLUMNS[data.key]
-        if column.kind != "count" or previous not in data.lazyframe.collect_schema().names():
+        if previous not in data.lazyframe.collect_schema().names():
             return data.lazyframe.select(pl.lit(True).alias(data.key))
         value = pl.col(data.key)
         jump = (value > TENFOLD * pl.col(previous)) & (value >= TENFOLD_FLOOR)
@@ -259,3 +252,23 @@ def _form_columns() -> dict[str, FormColumn]:
 #: The form's columns in form order, by canonical English name.
 FORM_COLUMNS: dict[str, FormColumn] = _form_columns()
 COUNT_COLUMNS = [c.name for c in FORM_COLUMNS.values() if c.kind == "count"]
+
+#: The columns a rule declared for the whole form concerns; it is not run on the others.
+RULE_SCOPE = {
+    "E001": lambda c: c.required,
+    "E002": lambda c: c.kind in PARSED_KINDS,
+    "E003": lambda c: c.kind in ("count", "amount") or c.name == "enterprise_name",
+    "W106": lambda c: c.kind == "count",
+}
+
+
+@cache
+def return_schema() -> pa.DataFrameSchema:
+    """SurveyReturn as a schema, each form-wide rule kept on the columns in its scope only."""
+    schema = SurveyReturn.to_schema()
+    scoped = {
+        name: {"checks": [check for check in column.checks if check.name not in RULE_SCOPE
+                          or RULE_SCOPE[check.name](FORM_COLUMNS[name])]}
+        for name, column in schema.columns.items() if name in FORM_COLUMNS
+    }
+    return schema.update_columns(scoped)

@@ -73,12 +73,15 @@ def airflow_db() -> Path:
 
 
 SMALL_ENTERPRISES = 2_000
+#: A small per-file row limit, so the synthetic year's F305 file is small too.
+SMALL_MAX_ROWS = 500
 
 
 @pytest.fixture
-def small_year_dir(tmp_path) -> tuple[Path, int]:
-    """A fresh data root holding one small synthetic year (landing files and frame)."""
+def small_year_dir(tmp_path, monkeypatch) -> tuple[Path, int]:
+    """A fresh data root holding one small synthetic year; the pipeline's row limit to match."""
     from pipeline.synth import synthesize
 
-    synthesize(YEAR, SMALL_ENTERPRISES, 11, tmp_path)
+    synthesize(YEAR, SMALL_ENTERPRISES, 11, tmp_path, max_rows=SMALL_MAX_ROWS)
+    monkeypatch.setenv("SURVEY_MAX_FILE_ROWS", str(SMALL_MAX_ROWS))
     return tmp_path, YEAR
