@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from datetime import date
 from pathlib import Path
@@ -13,7 +14,8 @@ from rich.table import Table
 
 from pipeline.config import Settings
 
-console = Console()
+# Piped or in `make`, there is no terminal to size to: tables are wide, so allow them room.
+console = Console(width=shutil.get_terminal_size((140, 40)).columns)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +120,7 @@ def _check(settings: Settings, args) -> int:
 
     from pipeline.ingest import read_received
     from pipeline.validate import check_returns, previous_year_counts, rules
+    from schemas.form import FORM_COLUMNS
 
     failed = False
     for path in args.files:
@@ -141,7 +144,9 @@ def _check(settings: Settings, args) -> int:
             table.add_column(column, overflow="fold")
         for f in findings.iter_rows(named=True):
             rule = rules()[f["rule_id"]]
-            table.add_row(str(f["source_row"]), f["column_name"] or "", f["rule_id"],
+            column = FORM_COLUMNS.get(f["column_name"])
+            table.add_row(str(f["source_row"]),
+                          f"{column.name} {column.label_zh}" if column else "", f["rule_id"],
                           f["value_received"] or "", rule["message_zh"], rule["message_en"])
         if report.unknown_columns:
             console.print(f"columns ignored: {', '.join(report.unknown_columns)}")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
@@ -11,19 +16,41 @@ from pipeline.report import report
 from pipeline.validate import validate_file
 
 
-def run_year(settings: Settings, year: int,
-             on_file: Callable[[str], None] | None = None) -> dict:
+def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | None = None,
+             workers: int | None = None) -> dict:
     """Ingest and validate every landed file, de-duplicate, report; returns the accounting."""
     ingested, checked = [], []
-    for path in landed_files(settings, year):
-        result = ingest_file(settings, year, path)
+    for result in check_files(settings, year, landed_files(settings, year), workers):
         ingested.append(result)
-        if result["status"] == "read":
-            checked.append(validate_file(settings, year, result["raw_path"])["checked_path"])
+        if result["checked_path"]:
+            checked.append(result["checked_path"])
         if on_file:
-            on_file(path.name)
+            on_file(result["source_file"])
     deduplicate(settings, year, checked)
     return report(settings, year, ingested)
+
+
+def check_files(settings: Settings, year: int, paths: list[Path],
+                workers: int | None = None) -> Iterator[dict]:
+    """Ingest then validate each file, in name order; files run side by side on every core,
+    as the DAG's mapped tasks do on a deployment."""
+    workers = workers or os.cpu_count() or 1
+    check = partial(check_file, settings, year)
+    if workers == 1 or len(paths) < 2:
+        yield from map(check, paths)
+        return
+    # spawn, not fork: a forked child of a process that has started polars' threads can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=context) as pool:
+        yield from pool.map(check, paths)
+
+
+def check_file(settings: Settings, year: int, path: Path) -> dict:
+    """One file through ingest and validate: its ingest report plus checked_path (None when
+    quarantined)."""
+    result = ingest_file(settings, year, path)
+    checked = validate_file(settings, year, result["raw_path"]) if result["raw_path"] else None
+    return {**result, "checked_path": checked and checked["checked_path"]}
 
 
 # Task bodies of the DAG: each is one call, reading settings from the environment.

@@ -10,7 +10,7 @@ import pandera.polars as pa
 import polars as pl
 
 from pipeline.config import Settings
-from pipeline.ingest import RAW_META_COLUMNS
+from pipeline.ingest import INTERMEDIATE_COMPRESSION, RAW_META_COLUMNS
 from schemas import types
 from schemas.form import (
     AWARD_LABELS,
@@ -46,7 +46,7 @@ def validate_file(settings: Settings, year: int, raw_path: str | Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / raw_path.name
     tmp = out.with_suffix(".tmp")
-    checked.write_parquet(tmp, compression="zstd")
+    checked.write_parquet(tmp, compression=INTERMEDIATE_COMPRESSION)
     tmp.replace(out)
     return {
         "source_file": raw["source_file"][0] if raw.height else raw_path.stem,
@@ -112,8 +112,9 @@ def _status(column: FormColumn) -> pl.Expr:
 def normalise(raw: pl.DataFrame, year: int) -> pl.DataFrame:
     """Typed values, their cleaned text (…__text) and per-cell status, for checking."""
     columns = list(FORM_COLUMNS.values())
+    texts = types.cleaned(raw.select(list(FORM_COLUMNS)))
     frame = raw.with_columns(
-        *(types.cleaned(raw[c.name]).alias(text_of(c.name)) for c in columns),
+        *(texts[c.name].alias(text_of(c.name)) for c in columns),
         *(pl.col(c.name).alias(f"{c.name}__raw") for c in columns),
     )
     frame = frame.with_columns(*(_typed(c, frame[text_of(c.name)]) for c in columns),

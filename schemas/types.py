@@ -23,16 +23,24 @@ DATETIME_FORMATS = (
 )
 DATETIME_TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M:%S%:z")
 LOCAL_TZ = "Asia/Shanghai"
+#: A character NFKC may change: anything but ASCII and the CJK unified ideographs (U+4E00-9FFF,
+#: which have no compatibility decomposition).
+NFKC_STABLE_OUTSIDE = r"[^\x00-\x7f\x{4e00}-\x{9fff}]"
 
 
-def cleaned(received: pl.Series) -> pl.Series:
-    """NFKC-normalised and trimmed text; blank becomes null."""
-    # NFKC is the costliest step, and it changes nothing in ASCII: run it only where needed.
-    needs_nfkc = received.str.contains(r"[^\x00-\x7f]").fill_null(False).arg_true()
-    if len(needs_nfkc):
-        received = received.scatter(needs_nfkc, received.gather(needs_nfkc).str.normalize("NFKC"))
-    text = received.str.strip_chars()
-    return text.set(text == "", None)
+def cleaned(received: pl.DataFrame) -> pl.DataFrame:
+    """Every column NFKC-normalised and trimmed; blank becomes null."""
+    # NFKC is the costliest step and changes neither ASCII nor the CJK unified ideographs that
+    # make up most names: run it only on the cells holding anything else.
+    non_ascii = received.select(pl.all().str.len_bytes() != pl.all().str.len_chars())
+    for name in [c for c in non_ascii.columns if non_ascii[c].any()]:
+        column = received[name]
+        rows = non_ascii[name].fill_null(False).arg_true()
+        rows = rows.filter(column.gather(rows).str.contains(NFKC_STABLE_OUTSIDE))
+        received = received.with_columns(
+            column.scatter(rows, column.gather(rows).str.normalize("NFKC")))
+    trimmed = received.select(pl.all().str.strip_chars())
+    return trimmed.select(pl.when(pl.all() != "").then(pl.all()))
 
 
 def parsed(text: pl.Series, fast: Callable[[pl.Expr], pl.Expr],

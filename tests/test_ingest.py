@@ -164,6 +164,8 @@ F_CASES = {
     "F304-header-only": ("h.csv", lambda t: csv_text([]).encode()),
     "F304-empty": ("e.csv", lambda t: b""),
     "F305-rows": ("big.csv", lambda t: csv_text(ROWS * 3).encode()),
+    "F305-rows-quoted": ("bigq.csv", lambda t: csv_text(
+        [good_return(enterprise_name="甲,乙有限公司")] * 6).encode()),
     "F305-size": ("huge.csv", lambda t: csv_text(ROWS).encode() + b" " * 4096),
     "F306-broken-xlsx": ("broken.xlsx", lambda t: xlsx_bytes(t)[:200]),
     "F306-bomb": ("bomb.xlsx", lambda t: zip_bomb()),
