@@ -671,6 +671,12 @@ def _read_cell_typed(col: str, _type: type, raw: Any) -> tuple[Any, str | None, 
     return text, None, text
 
 
+def _exceeds(values: dict[str, Any], column: str, bound: str) -> bool:
+    """column > bound, where both were read (a null operand triggers nothing)."""
+    value, limit = values[column], values[bound]
+    return value is not None and limit is not None and value > limit
+
+
 class Oracle:
     """Findings of one row, per the survey-form rules, with last year's accepted counts."""
 
@@ -725,23 +731,13 @@ class Oracle:
             found.add("E006")
         if v["industry_code"] is not None and v["industry_code"] not in self.classes:
             found.add("E007")
-        for lv in LEVELS:
-            led, inv = v[f"{lv}_led"], v[f"{lv}_involved"]
-            if led is not None and inv is not None and led > inv:
-                found.add("E009")
-        if (
-            v["std_staff"] is not None
-            and v["employees"] is not None
-            and v["std_staff"] > v["employees"]
-        ):
+        if any(_exceeds(v, f"{lv}_led", f"{lv}_involved") for lv in LEVELS):
+            found.add("E009")
+        if _exceeds(v, "std_staff", "employees"):
             found.add("E010")
         if v["survey_year"] is not None and v["survey_year"] != self.year:
             found.add("E011")
-        if (
-            v["std_spending"] is not None
-            and v["revenue"] is not None
-            and v["std_spending"] > v["revenue"]
-        ):
+        if _exceeds(v, "std_spending", "revenue"):
             found.add("W101")
         section = self.sections.get(v["industry_code"]) if v["industry_code"] else None
         if (
@@ -755,11 +751,7 @@ class Oracle:
         at = v["submitted_at"]
         if at is not None and not self.opens <= at < self.closes:
             found.add("W104")
-        if (
-            v["leader_standards"] is not None
-            and v["enterprise_declared"] is not None
-            and v["leader_standards"] > v["enterprise_declared"]
-        ):
+        if _exceeds(v, "leader_standards", "enterprise_declared"):
             found.add("W105")
         last = self.previous.get(code) if code else None
         if last:
