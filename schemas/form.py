@@ -15,7 +15,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from schemas import reference
-from schemas.types import CREDIT_CODE_PATTERN, credit_code_check_character
+from schemas.types import CREDIT_CODE_PATTERN, credit_code_check_ok
 
 FORM_VERSION = "2025"
 
@@ -135,10 +135,8 @@ class SurveyReturn(pa.DataFrameModel):
 
     @pa.check("credit_code", name="E005")
     def credit_code_check(cls, data: PolarsData) -> pl.LazyFrame:
-        code = pl.col(data.key)
-        well_formed = code.str.contains(CREDIT_CODE_PATTERN)
-        matches = credit_code_check_character(code) == code.str.slice(17, 1)
-        return data.lazyframe.select(matches | ~well_formed)
+        right = pl.col(data.key).map_batches(credit_code_check_ok, return_dtype=pl.Boolean)
+        return data.lazyframe.select(right.fill_null(True))
 
     @pa.check("region_code", name="E006")
     def current_county(cls, data: PolarsData) -> pl.LazyFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import polars as pl
 
 #: GB 32100-2015 alphabet; a character's value is its position.
@@ -119,12 +120,25 @@ def as_credit_code(text: pl.Expr) -> pl.Expr:
     return text.str.to_uppercase()
 
 
-def credit_code_check_character(code: pl.Expr) -> pl.Expr:
-    """The check character GB 32100 expects for the first 17 characters, vectorised."""
-    values = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
-    total = pl.sum_horizontal(
-        code.str.slice(i, 1).replace_strict(values, default=None, return_dtype=pl.Int64) * weight
-        for i, weight in enumerate(CREDIT_CODE_WEIGHTS)
-    )
-    check_value = (31 - total % 31) % 31
-    return check_value.replace_strict(dict(enumerate(CREDIT_CODE_ALPHABET)), return_dtype=pl.Utf8)
+_CODE_VALUES = np.full(256, -1, dtype=np.int64)
+_CODE_VALUES[np.frombuffer(CREDIT_CODE_ALPHABET.encode("ascii"), dtype=np.uint8)] = np.arange(31)
+
+
+def credit_code_check_ok(codes: pl.Series) -> pl.Series:
+    """Whether the check character (position 18) is the one GB 32100 computes from the first 17;
+    null for a code not of the form (E004's concern).
+
+    Vectorised over the codes' bytes with numpy: slicing 17 one-character strings per code in
+    polars costs about ten times more.
+    """
+    rows = (codes.str.len_bytes() == 18).fill_null(False).arg_true()
+    result = pl.Series(codes.name, [None] * len(codes), dtype=pl.Boolean)
+    if len(rows) == 0:
+        return result
+    joined = codes.gather(rows).str.join("").item().encode("utf-8")
+    values = _CODE_VALUES[np.frombuffer(joined, dtype=np.uint8).reshape(-1, 18)]
+    expected = (31 - values[:, :17] @ np.array(CREDIT_CODE_WEIGHTS) % 31) % 31
+    # A byte outside the alphabet (value -1) makes the code malformed: no verdict (null).
+    in_alphabet = (values >= 0).all(axis=1)
+    return result.scatter(rows.filter(pl.Series(in_alphabet)),
+                          pl.Series((expected == values[:, 17])[in_alphabet]))
