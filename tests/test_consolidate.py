@@ -110,3 +110,17 @@ def test_accounting_refuses_rows_that_do_not_add_up():
         build_accounting(YEAR, ingested, {"a.csv": ("a.csv", 4, 4, 0, 0, 0, 0)}, False)
     with pytest.raises(AccountingError):
         build_accounting(YEAR, [], {"a.csv": ("a.csv", 4, 4, 0, 0, 0, 0)}, False)
+
+
+def test_a_year_with_every_file_quarantined_still_accounts_for_it(tmp_path):
+    from pipeline.runner import run_year
+
+    settings = Settings(data_dir=tmp_path)
+    landing = settings.landing_dir(YEAR)
+    landing.mkdir(parents=True)
+    (landing / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64)
+    accounting = run_year(settings, YEAR, workers=1)
+    assert accounting["files_quarantined"] == 1 and accounting["total"]["rows_read"] == 0
+    assert pl.read_parquet(settings.valid_path(YEAR)).height == 0
+    follow_up = pl.read_parquet(accounting["follow_up"]["parquet"])
+    assert follow_up.select("rule_id", "source_file").rows() == [("F301", "old.xls")]
