@@ -49,8 +49,14 @@ def check_file(settings: Settings, year: int, path: Path) -> dict:
     """One file through ingest and validate: its ingest report plus checked_path (None when
     quarantined)."""
     result = ingest_file(settings, year, path)
-    checked = validate_file(settings, year, result["raw_path"]) if result["raw_path"] else None
-    return {**result, "checked_path": checked and checked["checked_path"]}
+    return {**result, "checked_path": validate_read(settings, year, result)["checked_path"]}
+
+
+def validate_read(settings: Settings, year: int, ingested: dict) -> dict:
+    """Validate a read file; a quarantined one passes through with no checked rows."""
+    if ingested["status"] != "read":
+        return {"source_file": ingested["source_file"], "checked_path": None, "rows": 0}
+    return validate_file(settings, year, ingested["raw_path"])
 
 
 # Task bodies of the DAG: each is one call, reading settings from the environment.
@@ -65,10 +71,7 @@ def ingest_landed(year: int, path: str) -> dict:
 
 
 def validate_ingested(year: int, ingested: dict) -> dict:
-    """Validate a read file; a quarantined one passes through with no checked rows."""
-    if ingested["status"] != "read":
-        return {"source_file": ingested["source_file"], "checked_path": None, "rows": 0}
-    return validate_file(Settings.from_env(), year, ingested["raw_path"])
+    return validate_read(Settings.from_env(), year, ingested)
 
 
 def deduplicate_year(year: int, validated: list[dict]) -> dict:
