@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -44,10 +45,10 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
             str(follow_up_path), compression="zstd")
         follow_up_rows = con.execute("select count(*) from read_parquet(?)",
                                      [str(follow_up_path)]).fetchall()[0][0]
+        _write_csv_for_excel(con.read_parquet(str(follow_up_path)), out_dir / "follow_up.csv")
         per_file = {row[0]: row for row in con.sql(statement("accounting")).fetchall()}
     finally:
         con.close()
-    _write_csv_for_excel(out_dir)
     accounting = build_accounting(year, ingested, per_file, frame_path.exists())
     accounting["follow_up"] = {"rows": follow_up_rows,
                                "parquet": str(out_dir / "follow_up.parquet"),
@@ -58,18 +59,12 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
     return accounting
 
 
-def _write_csv_for_excel(out_dir) -> None:
-    """follow_up.csv in UTF-8 with BOM, which county offices open straight in Excel."""
-    con = duckdb.connect()
-    try:
-        rows = con.read_parquet(str(out_dir / "follow_up.parquet"))
-        tmp = out_dir / "follow_up.csv.tmp"
-        rows.write_csv(str(tmp), header=True)
-        data = tmp.read_bytes()
-        (out_dir / "follow_up.csv").write_bytes(b"\xef\xbb\xbf" + data)
-        tmp.unlink()
-    finally:
-        con.close()
+def _write_csv_for_excel(rows: duckdb.DuckDBPyRelation, path: Path) -> None:
+    """CSV in UTF-8 with BOM, which county offices open straight in Excel."""
+    tmp = path.with_suffix(".csv.tmp")
+    rows.write_csv(str(tmp), header=True)
+    path.write_bytes(b"\xef\xbb\xbf" + tmp.read_bytes())
+    tmp.unlink()
 
 
 def build_accounting(year: int, ingested: list[dict], per_file: dict[str, tuple],
