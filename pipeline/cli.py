@@ -160,11 +160,10 @@ def _check(settings: Settings, args) -> int:
 
 
 def _file_year(frame) -> int | None:
-    import polars as pl
+    """The survey year most rows of a file give, read as the validator reads it."""
+    from schemas.types import cleaned, parse_whole
 
-    from schemas.types import as_whole
-
-    years = frame.select(as_whole(pl.col("survey_year").str.strip_chars())).to_series()
+    years = parse_whole(cleaned(frame.select("survey_year")).to_series())
     mode = years.drop_nulls().mode()
     return int(mode.sort()[-1]) if len(mode) else None
 

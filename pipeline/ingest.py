@@ -106,16 +106,14 @@ def read_received(settings: Settings, path: Path) -> Received:
             header, rows, row_numbers = _read_xlsx(settings, data, size, row_cap)
         else:
             report.encoding, utf8 = as_utf8(data)
-            lines = _lines_without_quotes(utf8) if report.format == "csv" else 0
-            if lines - 1 > settings.max_file_rows:
+            if report.format == "csv":
                 # No quoted field can span lines, so lines are rows: refuse without parsing.
-                raise Quarantine("F305", f"more than {settings.max_file_rows} rows, the limit")
+                _refuse_over_row_limit(settings, _lines_without_quotes(utf8) - 1)
             if report.format == "jsonl":
                 header, rows, row_numbers = _read_jsonl(utf8.decode("utf-8"))
             else:
                 header, rows, row_numbers = _read_csv(utf8, row_cap)
-        if rows.height > settings.max_file_rows:
-            raise Quarantine("F305", f"more than {settings.max_file_rows} rows, the limit")
+        _refuse_over_row_limit(settings, rows.height)
         frame, report.unknown_columns, report.blank_rows_skipped = _to_raw_frame(
             header, rows, row_numbers, report)
         if frame.height == 0:
@@ -172,6 +170,11 @@ def as_utf8(data: bytes) -> tuple[str, bytes]:
         return "gb18030", data.decode("gb18030").encode("utf-8")
     except UnicodeDecodeError as e:
         raise Quarantine("F302", f"neither UTF-8 nor GB18030 (bad byte at {e.start})") from e
+
+
+def _refuse_over_row_limit(settings: Settings, rows: int) -> None:
+    if rows > settings.max_file_rows:
+        raise Quarantine("F305", f"more than {settings.max_file_rows} rows, the limit")
 
 
 def _lines_without_quotes(utf8: bytes) -> int:

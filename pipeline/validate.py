@@ -79,10 +79,9 @@ def _typed(column: FormColumn, text: pl.Series) -> pl.Series:
     elif kind == "datetime":
         value = types.parse_datetime(text)
     elif kind == "enum":
-        value = text.to_frame().select(types.as_enum(pl.col(text.name),
-                                                     _ENUM_LABELS[column.name])).to_series()
+        value = types.as_enum(text, _ENUM_LABELS[column.name])
     elif kind == "credit_code":
-        value = text.str.to_uppercase()
+        value = types.as_credit_code(text)
     else:
         value = text
     blank_value = _BLANK_VALUES.get(column.blank, {}).get(kind)
