@@ -16,7 +16,8 @@ from schemas.form import FORM_COLUMNS
 
 def deduplicate(settings: Settings, year: int, checked_paths: list[str]) -> dict:
     """Decide D201/D202 across all files of the year; writes valid/<year>/returns.parquet."""
-    checked_paths = [str(Path(p)) for p in checked_paths]
+    # Sorted, so the valid layer's row order does not depend on which worker finished first.
+    checked_paths = sorted(str(Path(p)) for p in checked_paths)
     out = settings.valid_path(year)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".parquet.tmp")
