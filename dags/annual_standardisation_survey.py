@@ -10,7 +10,14 @@ survey year just ended (param `survey_year`, default: the year before the run's 
 3. **validate** (mapped) types and checks every row against the survey form (E and W rules);
 4. **deduplicate** decides D201/D202 across files and writes the valid layer;
 5. **report** writes the follow-up list and the accounting
-   (rows_read = accepted + rejected + superseded + duplicate, per file and in total).
+   (rows_read = accepted + rejected + superseded + duplicate, per file and in total);
+6. **aggregate** builds the statistical layer (one accepted return per enterprise) and the cells
+   of the linked public tables in DuckDB;
+7. **protect** applies disclosure control (primary C, secondary D) and proves it with a
+   linear-programming audit: a year with an exposed cell stops here, unpublished;
+8. **publish** checks every table against its contract and swaps the year in atomically; each
+   published table is an Asset (`x-survey://published/<scope>/<table>`) other DAGs can be
+   scheduled on.
 
 Any year can be re-run by hand with `survey_year` set; each task replaces only its own output.
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
 
 RETRIES = {
     "retries": 2,
@@ -28,6 +35,18 @@ RETRIES = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
+
+#: Every published table (monitoring-tables.md), as an Asset downstream DAGs can wait for.
+PUBLISHED_TABLES = {
+    "public": ("headline", "by_region", "by_industry", "by_size", "by_region_industry",
+               "data_quality", "data_quality_rules"),
+    "restricted": ("enterprises", "follow_up"),
+}
+ASSETS = [
+    Asset(name=f"survey_{scope}_{table}", uri=f"x-survey://published/{scope}/{table}",
+          group="standardisation_survey")
+    for scope, tables in PUBLISHED_TABLES.items() for table in tables
+]
 
 
 @dag(
@@ -83,10 +102,29 @@ def annual_standardisation_survey():
 
         return report_year(year, ingested)
 
+    @task
+    def aggregate(year: int, reported: dict) -> dict:
+        from pipeline.runner import aggregate_statistics
+
+        return aggregate_statistics(year)
+
+    @task
+    def protect(year: int, aggregated: dict) -> dict:
+        from pipeline.runner import protect_cells
+
+        return protect_cells(year)
+
+    @task(outlets=ASSETS)
+    def publish(year: int, protected: dict, dag_run=None) -> dict:
+        from pipeline.runner import publish_tables
+
+        return publish_tables(year, dag_run.run_id, dag_run.start_date)
+
     year = survey_year()
     ingested = ingest.partial(year=year).expand(path=landed_files(year))
     validated = validate.partial(year=year).expand(ingested=ingested)
-    report(ingested, year, deduplicate(validated, year))
+    reported = report(ingested, year, deduplicate(validated, year))
+    publish(year, protect(year, aggregate(year, reported)))
 
 
 annual_standardisation_survey()

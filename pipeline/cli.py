@@ -1,4 +1,4 @@
-"""The `survey` command: synth, run and check, without Airflow."""
+"""The `survey` command: synth, run, check and query, without Airflow."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--formats", choices=["all", "csv"], default="all")
     synth.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
-    run = commands.add_parser("run", help="ingest, validate and de-duplicate a year in-process")
+    run = commands.add_parser("run", help="every step of a year in-process, through publication")
     run.add_argument("--year", type=int, required=True)
     run.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
@@ -45,9 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--year", type=int, help="the survey year (default: the file's own)")
     check.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
+    query = commands.add_parser("query", help="SQL over the published tables "
+                                "(published/monitoring.duckdb: one view per table, every year)")
+    query.add_argument("sql")
+    query.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
     args = parser.parse_args(argv)
     settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None) or args.data_dir)
-    commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check}
+    commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check,
+                "query": _query}
     return commands[args.command](settings, args)
 
 
@@ -113,6 +119,43 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
     console.print(f"follow-up:   {accounting['follow_up']['csv']} "
                   f"({accounting['follow_up']['rows']:,} findings)")
     console.print(f"accounting:  {accounting['path']}")
+    if "manifest" in accounting:
+        protection = accounting["protection"]
+        tables = len(accounting["manifest"]["tables"])
+        console.print(f"published:   {settings.published_dir}/ ({tables} tables; "
+                      f"{protection['hidden_share']:.1%} of magnitude cells hidden: "
+                      f"{protection['primary']:,} C, {protection['secondary']:,} D; "
+                      f"audit passed in {protection['seconds']:.1f} s)")
+
+
+def _query(settings: Settings, args) -> int:
+    import duckdb
+
+    from pipeline.publish import search_path
+
+    database = settings.published_dir / "monitoring.duckdb"
+    if not database.exists():
+        console.print(f"[red]nothing published yet: no {database}[/]")
+        return 1
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        search_path(con, settings.published_dir.absolute())
+        result = con.sql(args.sql)
+        if result is None:
+            return 0
+        table = Table()
+        for column in result.columns:
+            table.add_column(column)
+        for row in result.fetchall():
+            table.add_row(*("" if v is None else f"{v:,.2f}" if isinstance(v, float) else str(v)
+                            for v in row))
+    except duckdb.Error as e:
+        console.print(f"[red]{e}[/]")
+        return 1
+    finally:
+        con.close()
+    console.print(table)
+    return 0
 
 
 def _check(settings: Settings, args) -> int:

@@ -47,6 +47,18 @@ class Settings:
     def output_dir(self, year: int) -> Path:
         return self.data_dir / "output" / str(year)
 
+    def statistical_dir(self, year: int) -> Path:
+        return self.data_dir / "statistical" / str(year)
+
+    @property
+    def published_dir(self) -> Path:
+        """A symbolic link to the current snapshot: swapping it publishes a year atomically."""
+        return self.data_dir / "published"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
 
 def survey_year_for(param: int | str | None, logical_date: datetime | None) -> int:
     """The year a run processes: the param if given, else the year before the logical date."""

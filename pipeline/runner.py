@@ -6,12 +6,16 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from pipeline.aggregate import aggregate_year
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
+from pipeline.disclosure import protect_year
 from pipeline.ingest import ingest_file, landed_files
+from pipeline.publish import publish_year
 from pipeline.report import report
 from pipeline.validate import validate_file, validate_files
 
@@ -21,7 +25,9 @@ BATCH_BYTES = 40 * 2**20
 
 def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | None = None,
              workers: int | None = None) -> dict:
-    """Ingest and validate every landed file, de-duplicate, report; returns the accounting."""
+    """Every step of a year in-process, through publication; returns the accounting."""
+    # Not an Airflow task, so no logical date: the run's start is its own clock.
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     ingested, checked = [], []
     for result in check_files(settings, year, landed_files(settings, year), workers):
         ingested.append(result)
@@ -30,7 +36,12 @@ def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | Non
         if on_file:
             on_file(result["source_file"])
     deduplicate(settings, year, checked)
-    return report(settings, year, ingested)
+    accounting = report(settings, year, ingested)
+    aggregate_year(settings, year)
+    accounting["protection"] = protect_year(settings, year)
+    accounting["manifest"] = publish_year(settings, year, run_id=f"survey-run-{started_at}",
+                                          started_at=started_at)
+    return accounting
 
 
 def check_files(settings: Settings, year: int, paths: list[Path],
@@ -107,3 +118,18 @@ def deduplicate_year(year: int, validated: list[dict]) -> dict:
 def report_year(year: int, ingested: list[dict]) -> dict:
     accounting = report(Settings.from_env(), year, list(ingested))
     return {"path": accounting["path"], **accounting["total"]}
+
+
+def aggregate_statistics(year: int) -> dict:
+    return aggregate_year(Settings.from_env(), year)
+
+
+def protect_cells(year: int) -> dict:
+    return protect_year(Settings.from_env(), year)
+
+
+def publish_tables(year: int, run_id: str, started_at: datetime | None) -> dict:
+    manifest = publish_year(Settings.from_env(), year, run_id=run_id,
+                            started_at=started_at.isoformat() if started_at else "")
+    return {"survey_year": year, "tables": len(manifest["tables"]),
+            **manifest["accounting"]}

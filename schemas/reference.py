@@ -20,6 +20,10 @@ def regions() -> tuple[dict[str, str], ...]:
     return _rows("zhejiang_regions.csv")
 
 
+def industries() -> tuple[dict[str, str], ...]:
+    return _rows("industry_gbt4754_2017.csv")
+
+
 @cache
 def county_codes() -> list[str]:
     return [r["code"] for r in regions() if r["level"] == "county"]
@@ -27,13 +31,13 @@ def county_codes() -> list[str]:
 
 @cache
 def industry_classes() -> list[str]:
-    return [r["code"] for r in _rows("industry_gbt4754_2017.csv") if r["level"] == "class"]
+    return [r["code"] for r in industries() if r["level"] == "class"]
 
 
 @cache
 def class_sections() -> dict[str, str]:
     """Industry class (4 digits) → section letter."""
-    parent = {r["code"]: r["parent_code"] for r in _rows("industry_gbt4754_2017.csv")}
+    parent = {r["code"]: r["parent_code"] for r in industries()}
     sections = {}
     for code in industry_classes():
         node = code

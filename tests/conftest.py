@@ -85,3 +85,21 @@ def small_year_dir(tmp_path, monkeypatch) -> tuple[Path, int]:
     synthesize(YEAR, SMALL_ENTERPRISES, 11, tmp_path, max_rows=SMALL_MAX_ROWS)
     monkeypatch.setenv("SURVEY_MAX_FILE_ROWS", str(SMALL_MAX_ROWS))
     return tmp_path, YEAR
+
+
+YEARS = (2024, 2025)  # the second year has last year's data: W106 applies, yoy_pct is filled
+
+
+@pytest.fixture(scope="session")
+def two_years(tmp_path_factory) -> tuple:
+    """Two consecutive small synthetic years run through every step, publication included:
+    (settings, {year: accounting})."""
+    from pipeline.config import Settings
+    from pipeline.runner import run_year
+    from pipeline.synth import synthesize
+
+    data_dir = tmp_path_factory.mktemp("two-years")
+    settings = Settings(data_dir=data_dir, max_file_rows=SMALL_MAX_ROWS)
+    for year in YEARS:
+        synthesize(year, SMALL_ENTERPRISES, 5, data_dir, max_rows=SMALL_MAX_ROWS)
+    return settings, {year: run_year(settings, year) for year in YEARS}

@@ -37,8 +37,17 @@ def test_schedule_params_and_retries(dagbag):
     for task in dag.tasks:
         assert task.retries >= 2 and task.retry_exponential_backoff, task.task_id
     assert {t.task_id for t in dag.tasks} == {"survey_year", "landed_files", "ingest", "validate",
-                                              "deduplicate", "report"}
+                                              "deduplicate", "report", "aggregate", "protect",
+                                              "publish"}
     assert dag.get_task("ingest").is_mapped and dag.get_task("validate").is_mapped
+
+
+def test_every_published_table_is_an_asset_outlet(dagbag):
+    from schemas.tables import published_tables
+
+    outlets = dagbag.get_dag(DAG_ID).get_task("publish").outlets
+    assert {a.uri for a in outlets} == {f"x-survey://published/{scope}/{name}"
+                                        for scope, name in published_tables()}
 
 
 def test_parsing_the_dag_file_is_fast():
@@ -78,3 +87,6 @@ def test_dag_test_runs_a_small_year(airflow_db, small_year_dir, monkeypatch):
     assert total["rows_read"] == sum(total[k] for k in ("accepted", "rejected", "superseded",
                                                          "duplicate"))
     assert accounting["files_received"] == len(list((data_dir / "landing" / str(year)).iterdir()))
+    manifest = json.loads((data_dir / "published" / "manifest" / f"{year}.json").read_text())
+    assert manifest["run_id"] == run.run_id and manifest["accounting"]["rows_read"] == total[
+        "rows_read"]

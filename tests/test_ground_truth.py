@@ -7,22 +7,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SMALL_ENTERPRISES, SMALL_MAX_ROWS
+from conftest import YEARS
 
 from pipeline.config import Settings
 from pipeline.runner import run_year
-from pipeline.synth import synthesize
-
-YEARS = (2024, 2025)  # the second year has last year's accepted data, so W106 applies
 
 
 @pytest.fixture(scope="module")
-def processed(tmp_path_factory) -> tuple[Settings, dict[int, dict]]:
-    data_dir = tmp_path_factory.mktemp("truth")
-    settings = Settings(data_dir=data_dir, max_file_rows=SMALL_MAX_ROWS)
-    for year in YEARS:
-        synthesize(year, SMALL_ENTERPRISES, 5, data_dir, max_rows=SMALL_MAX_ROWS)
-    return settings, {year: run_year(settings, year) for year in YEARS}
+def processed(two_years) -> tuple[Settings, dict[int, dict]]:
+    return two_years
 
 
 def truth(settings: Settings, year: int, name: str) -> list[dict]:

@@ -1,0 +1,106 @@
+-- grain: one row per region at every level, plus 000000 'unknown' for rows whose region could
+-- not be read (public `data_quality`, monitoring-tables.md §4)
+-- input: returns (the valid layer), files (every landed file: source_file, status), frame
+-- (region_code, credit_code; empty without a frame), regions; parameter: has_frame
+with located as (
+    -- a row counts for its county, the county's city and the province; a row whose region is
+    -- not a county code counts for 'unknown' and the province
+    select
+        returns.*,
+        counties.code as county_code,
+        counties.parent_code as city_code
+    from returns
+    left join regions as counties
+        on counties.code = returns.region_code and counties.level = 'county'
+),
+
+placed as (
+    select county_code as region_code, * exclude (region_code) from located
+    where county_code is not null
+    union all
+    select city_code, * exclude (region_code) from located where county_code is not null
+    union all
+    select '330000', * exclude (region_code) from located
+    union all
+    select '000000', * exclude (region_code) from located where county_code is null
+),
+
+row_counts as (
+    select
+        region_code,
+        count(distinct source_file) as files_with_rows,
+        count(*) as rows_read,
+        count(*) filter (where outcome = 'accepted') as rows_accepted,
+        count(*) filter (where outcome = 'rejected') as rows_rejected,
+        count(*) filter (where outcome = 'superseded') as rows_superseded,
+        count(*) filter (where outcome = 'duplicate') as rows_duplicate,
+        count(*) filter (where outcome = 'accepted' and len(warnings) > 0) as rows_with_warnings
+    from placed
+    group by region_code
+),
+
+quarantined as (
+    select count(*) as files from files where status = 'quarantined'
+),
+
+frame_located as (
+    select
+        frame.credit_code,
+        counties.code as county_code,
+        counties.parent_code as city_code,
+        exists (select 1 from returns where returns.credit_code = frame.credit_code) as responded
+    from frame
+    left join regions as counties
+        on counties.code = frame.region_code and counties.level = 'county'
+),
+
+frame_counts as (
+    select region_code, count(*) as frame_enterprises, count(*) filter (where responded)
+        as frame_responded
+    from (
+        select county_code as region_code, responded from frame_located
+        where county_code is not null
+        union all
+        select city_code, responded from frame_located where county_code is not null
+        union all
+        select '330000', responded from frame_located
+        union all
+        select '000000', responded from frame_located where county_code is null
+    )
+    group by region_code
+),
+
+areas as (
+    select code as region_code, level as region_level from regions
+    union all
+    select '000000', 'unknown'
+)
+
+select
+    areas.region_code,
+    areas.region_level,
+    case areas.region_code
+        when '330000' then (select count(*) from files)
+        when '000000' then coalesce(row_counts.files_with_rows, 0) + quarantined.files
+        else coalesce(row_counts.files_with_rows, 0)
+    end as files_received,
+    case when areas.region_code in ('330000', '000000') then quarantined.files else 0 end
+        as files_quarantined,
+    coalesce(row_counts.rows_read, 0) as rows_read,
+    coalesce(row_counts.rows_accepted, 0) as rows_accepted,
+    coalesce(row_counts.rows_rejected, 0) as rows_rejected,
+    coalesce(row_counts.rows_superseded, 0) as rows_superseded,
+    coalesce(row_counts.rows_duplicate, 0) as rows_duplicate,
+    coalesce(row_counts.rows_with_warnings, 0) as rows_with_warnings,
+    case when $has_frame then coalesce(frame_counts.frame_enterprises, 0) end
+        as frame_enterprises,
+    case when $has_frame then coalesce(frame_counts.frame_responded, 0) end as frame_responded,
+    case
+        when $has_frame and frame_counts.frame_enterprises > 0
+            then frame_counts.frame_responded / frame_counts.frame_enterprises
+    end as response_rate
+from areas
+cross join quarantined
+left join row_counts using (region_code)
+left join frame_counts using (region_code)
+order by areas.region_code = '000000', areas.region_code

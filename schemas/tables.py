@@ -1,0 +1,251 @@
+"""The publication contract (monitoring-tables.md): each published table as a pandera model,
+every column described in English and Chinese."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+CONTRACT_VERSION = "1"
+FORM_VERSION = "2025"
+
+#: §1: magnitudes are sums over accepted enterprises of the form column of the same name.
+MAGNITUDES = (
+    "intl_led", "intl_involved", "national_led", "national_involved", "industry_led",
+    "industry_involved", "local_led", "local_involved", "group_led", "group_involved",
+    "enterprise_declared", "zhejiang_made", "leader_standards", "patents_in_standards",
+    "intl_tc_posts", "national_tc_members", "intl_registered_experts", "std_staff",
+    "std_spending", "financing_amount",
+)
+#: §1: enterprise counts, never confidential (§3).
+ENTERPRISE_COUNTS = ("enterprises_reporting", "enterprises_leading", "enterprises_awarded")
+INDICATORS = MAGNITUDES + ENTERPRISE_COUNTS
+CONF_STATUS = ("F", "C", "D")
+PROVINCE = "330000"
+TOTAL = "_T"
+SIZE_CLASSES = ("large", "medium", "small", "micro")
+
+
+def _field(en: str, zh: str, **checks) -> object:
+    return pa.Field(nullable=checks.pop("nullable", False), metadata={"en": en, "zh": zh},
+                    **checks)
+
+
+class Measures(pa.DataFrameModel):
+    """§2: the columns every public table has after its own dimension columns."""
+
+    indicator: str = _field("indicator name (monitoring-tables.md §1)", "指标名称",
+                            isin=list(INDICATORS))
+    value: float | None = _field("the cell's value; null when confidential",
+                                 "数值；保密时为空", nullable=True, ge=0)
+    contributors: int | None = _field(
+        "enterprises with a non-zero value in the cell; null when confidential",
+        "该格中数值非零的企业数；保密时为空", nullable=True, ge=0)
+    enterprises: int = _field("accepted enterprises in the cell", "该格中的有效企业数", ge=0)
+    conf_status: str = _field("SDMX CONF_STATUS: F free, C confidential (primary), "
+                              "D confidential (secondary)",
+                              "保密状态：F 公开，C 首要保密，D 次要保密", isin=list(CONF_STATUS))
+
+    class Config:
+        strict = True
+        ordered = True
+
+    @pa.dataframe_check(name="hidden_values_are_null")
+    def hidden_values_are_null(cls, data: PolarsData) -> pl.LazyFrame:
+        free = pl.col("conf_status") == "F"
+        return data.lazyframe.select(
+            free == (pl.col("value").is_not_null() & pl.col("contributors").is_not_null()))
+
+    @pa.dataframe_check(name="counts_are_free")
+    def counts_are_free(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            ~pl.col("indicator").is_in(list(ENTERPRISE_COUNTS)) | (pl.col("conf_status") == "F"))
+
+
+class YearOnYear(Measures):
+    prev_value: float | None = _field(
+        "last year's published value of the same cell; null if it was not free or did not exist",
+        "上年公布的同一格数值；上年未公开或不存在时为空", nullable=True)
+    yoy_pct: float | None = _field(
+        "change on last year in percent; null unless both years are free and prev_value > 0",
+        "同比增长（%）；两年均公开且上年数值大于 0 时才有值", nullable=True)
+
+
+class Headline(YearOnYear):
+    pass
+
+
+class ByRegion(pa.DataFrameModel):
+    region_code: str = _field("GB/T 2260 region code", "行政区划代码", str_length=6)
+    region_name: str = _field("region name", "行政区划名称")
+    region_level: str = _field("province, city or county", "层级：省、市、县（市、区）",
+                               isin=["province", "city", "county"])
+    parent_code: str | None = _field("the region it belongs to", "上级行政区划代码",
+                                     nullable=True)
+
+
+class ByRegionTable(YearOnYear, ByRegion):
+    pass
+
+
+class ByIndustry(pa.DataFrameModel):
+    industry_code: str = _field("GB/T 4754-2017 code: _T total, a section letter or a division",
+                                "国民经济行业代码：_T 合计、门类字母或大类")
+    industry_name: str = _field("industry name", "行业名称")
+    industry_level: str = _field("total, section or division", "层级：合计、门类、大类",
+                                 isin=["total", "section", "division"])
+    parent_code: str | None = _field("the level above", "上级行业代码", nullable=True)
+
+
+class ByIndustryTable(Measures, ByIndustry):
+    pass
+
+
+class BySizeTable(Measures):
+    size_class: str = _field("enterprise size: _T all, large, medium, small, micro",
+                             "企业规模：_T 合计、大型、中型、小型、微型",
+                             isin=[TOTAL, *SIZE_CLASSES])
+
+
+class ByRegionIndustryTable(Measures):
+    city_code: str = _field("a city, or 330000 for the province", "设区市代码，全省为 330000",
+                            str_length=6)
+    section_code: str = _field("a GB/T 4754 section letter, or _T for all",
+                               "行业门类字母，合计为 _T")
+
+
+_COUNT = {"ge": 0}
+
+
+class DataQualityTable(pa.DataFrameModel):
+    region_code: str = _field("region code; 000000 for rows whose region could not be read",
+                              "行政区划代码；无法识别地区的行为 000000", str_length=6)
+    region_level: str = _field("province, city, county or unknown",
+                               "层级：省、市、县（市、区）或未知",
+                               isin=["province", "city", "county", "unknown"])
+    files_received: int = _field("files with rows in the region (province: every file)",
+                                 "含该地区数据的文件数（全省：全部收到的文件）", **_COUNT)
+    files_quarantined: int = _field("files set aside whole with an F rule (province and unknown)",
+                                    "整体隔离的文件数（F 规则；计入全省与未知）", **_COUNT)
+    rows_read: int = _field("data rows read", "读取的数据行数", **_COUNT)
+    rows_accepted: int = _field("rows accepted", "有效行数", **_COUNT)
+    rows_rejected: int = _field("rows rejected (an E rule)", "被拒绝的行数（E 规则）", **_COUNT)
+    rows_superseded: int = _field("rows superseded by a later return (D201)",
+                                  "被后续报表替代的行数（D201）", **_COUNT)
+    rows_duplicate: int = _field("exact duplicate rows (D202)", "完全重复的行数（D202）", **_COUNT)
+    rows_with_warnings: int = _field("accepted rows with a W finding", "有警告（W）的有效行数",
+                                     **_COUNT)
+    frame_enterprises: int | None = _field("enterprises in the survey frame; null without a frame",
+                                           "调查名录中的企业数；无名录时为空", nullable=True, ge=0)
+    frame_responded: int | None = _field("frame enterprises with a return of any outcome",
+                                         "名录中有报表（任何结果）的企业数", nullable=True, ge=0)
+    response_rate: float | None = _field("frame_responded / frame_enterprises",
+                                         "回收率：有报表企业数 / 名录企业数",
+                                         nullable=True, ge=0, le=1)
+
+    class Config:
+        strict = True
+        ordered = True
+
+
+class DataQualityRulesTable(pa.DataFrameModel):
+    region_code: str = _field("region code; 000000 unknown", "行政区划代码；000000 为未知",
+                              str_length=6)
+    rule_id: str = _field("rule id (survey-form §3)", "规则编号")
+    severity: str = _field("E error, W warning, D de-duplication", "级别：E 错误、W 警告、D 去重",
+                           isin=["E", "W", "D"])
+    rows: int = _field("rows with that finding", "触发该规则的行数", ge=1)
+
+    class Config:
+        strict = True
+        ordered = True
+
+
+class FollowUpTable(pa.DataFrameModel):
+    region_code: str | None = _field("region code as reported", "行政区划代码（按报送）",
+                                     nullable=True)
+    credit_code: str | None = _field("unified social credit code", "统一社会信用代码",
+                                     nullable=True)
+    enterprise_name: str | None = _field("enterprise name", "企业名称", nullable=True)
+    rule_id: str = _field("rule id", "规则编号")
+    severity: str = _field("E, W, D, N or F", "级别", isin=["E", "W", "D", "N", "F"])
+    column_name: str | None = _field("form column concerned", "涉及的表单字段", nullable=True)
+    value_received: str | None = _field("the value as received (text)", "收到的原始值",
+                                        nullable=True)
+    message_zh: str = _field("message in Chinese", "中文说明")
+    message_en: str = _field("message in English", "英文说明")
+    source_file: str | None = _field("file the row came from", "来源文件", nullable=True)
+    source_row: int | None = _field("row in that file (header = row 1)",
+                                    "来源行号（表头为第 1 行）", nullable=True)
+    contact_name: str | None = _field("contact person", "填报人", nullable=True)
+    contact_phone: str | None = _field("contact phone", "联系电话", nullable=True)
+
+    class Config:
+        strict = True
+        ordered = True
+
+
+#: Every published table: (scope, name) → its model. Public tables never hold identities.
+TABLES: dict[tuple[str, str], type[pa.DataFrameModel]] = {
+    ("public", "headline"): Headline,
+    ("public", "by_region"): ByRegionTable,
+    ("public", "by_industry"): ByIndustryTable,
+    ("public", "by_size"): BySizeTable,
+    ("public", "by_region_industry"): ByRegionIndustryTable,
+    ("public", "data_quality"): DataQualityTable,
+    ("public", "data_quality_rules"): DataQualityRulesTable,
+    ("restricted", "follow_up"): FollowUpTable,
+}
+#: Columns that identify or reach an enterprise: never in a public table.
+IDENTIFYING_COLUMNS = ("credit_code", "enterprise_name", "contact_name", "contact_phone")
+
+
+@cache
+def table_schema(scope: str, name: str) -> pa.DataFrameSchema:
+    """The table's schema with its columns in publication order: dimensions, then measures."""
+    if (scope, name) == ("restricted", "enterprises"):
+        return _enterprises_schema()
+    schema = TABLES[(scope, name)].to_schema()
+    measures = [c for c in YearOnYear.to_schema().columns if c in schema.columns]
+    dimensions = [c for c in schema.columns if c not in measures]
+    return pa.DataFrameSchema(columns={c: schema.columns[c] for c in (*dimensions, *measures)},
+                              checks=schema.checks, strict=True, ordered=True, name=name)
+
+
+def _enterprises_schema() -> pa.DataFrameSchema:
+    """§4 restricted `enterprises`: every form column as validated, plus tabulation codes."""
+    from schemas.form import FORM_COLUMNS
+
+    columns = {
+        c.name: pa.Column(c.dtype, nullable=not c.required, metadata={
+            "en": f"survey form column {c.name}" + (f" ({c.unit})" if c.unit else ""),
+            "zh": c.label_zh + (f"（{c.unit}）" if c.unit else "")})
+        for c in FORM_COLUMNS.values()
+    }
+    extra = {
+        "city_code": ("the city (设区市) of region_code", "所属设区市代码"),
+        "section_code": ("GB/T 4754 section of industry_code", "行业门类"),
+        "division_code": ("GB/T 4754 division of industry_code", "行业大类"),
+        "warnings": ("W rule ids the return was accepted with", "有效报表的警告规则编号"),
+        "cell_status": ("per form column: R as reported, N normalised, B blank (survey-form §5)",
+                        "各字段取值方式：R 原样，N 经规范化，B 空白按默认值"),
+        "source_file": ("file the return came from", "来源文件"),
+        "source_row": ("row in that file (header = row 1)", "来源行号（表头为第 1 行）"),
+    }
+    for column, (en, zh) in extra.items():
+        columns[column] = pa.Column(nullable=column == "warnings",
+                                    metadata={"en": en, "zh": zh})
+    return pa.DataFrameSchema(columns, strict=True, ordered=True, name="enterprises",
+                              unique=["credit_code"])
+
+
+def published_tables() -> list[tuple[str, str]]:
+    return [*TABLES, ("restricted", "enterprises")]
+
+
+def descriptions(scope: str, name: str) -> dict[str, dict[str, str]]:
+    """Column → {"en": …, "zh": …} for a published table."""
+    return {c: dict(col.metadata or {}) for c, col in table_schema(scope, name).columns.items()}

@@ -1,0 +1,98 @@
+"""The statistical layer against a plain recomputation from the accepted rows of a small year."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from conftest import YEARS
+
+from pipeline.aggregate import relations
+from schemas import reference
+from schemas.tables import ENTERPRISE_COUNTS, MAGNITUDES, PROVINCE, TOTAL
+
+LEVELS = ("intl", "national", "industry", "local", "group")
+
+
+def recomputed(valid: pl.DataFrame) -> pl.DataFrame:
+    """Every cell of the linked tables, summed in plain polars from the accepted rows."""
+    accepted = valid.filter(pl.col("outcome") == "accepted").with_columns(
+        county=pl.col("region_code"),
+        city=pl.col("region_code").str.slice(0, 4) + "00",
+        section=pl.col("industry_code").replace_strict(reference.class_sections()),
+        division=pl.col("industry_code").str.slice(0, 2),
+        enterprises_reporting=pl.lit(1.0),
+        enterprises_leading=(pl.max_horizontal(*(f"{x}_led" for x in LEVELS)) > 0).cast(
+            pl.Float64),
+        enterprises_awarded=(pl.col("innovation_award") != "none").cast(pl.Float64),
+    )
+    placements = {
+        "province": (pl.lit(PROVINCE), pl.lit(TOTAL), pl.lit(TOTAL)),
+        "city": (pl.col("city"), pl.lit(TOTAL), pl.lit(TOTAL)),
+        "county": (pl.col("county"), pl.lit(TOTAL), pl.lit(TOTAL)),
+        "section": (pl.lit(PROVINCE), pl.col("section"), pl.lit(TOTAL)),
+        "division": (pl.lit(PROVINCE), pl.col("division"), pl.lit(TOTAL)),
+        "size": (pl.lit(PROVINCE), pl.lit(TOTAL), pl.col("size_class")),
+        "city_section": (pl.col("city"), pl.col("section"), pl.lit(TOTAL)),
+    }
+    frames = []
+    for indicator in (*MAGNITUDES, *ENTERPRISE_COUNTS):
+        value = pl.col(indicator).cast(pl.Float64)
+        for region, industry, size in placements.values():
+            frames.append(accepted.group_by(
+                region.alias("region_code"), industry.alias("industry_code"),
+                size.alias("size_class")).agg(
+                indicator=pl.lit(indicator),
+                value=value.sum(),
+                contributors=(value > 0).sum().cast(pl.Int64),
+                enterprises=pl.len().cast(pl.Int64),
+                top1=value.sort(descending=True).first(),
+                top2=value.sort(descending=True).get(1, null_on_oob=True).fill_null(0.0),
+            ))
+    return pl.concat(frames).unique()
+
+
+@pytest.mark.parametrize("year", YEARS)
+def test_cells_equal_a_plain_recomputation_from_the_accepted_rows(two_years, year):
+    settings, _ = two_years
+    cells = pl.read_parquet(settings.statistical_dir(year) / "cells.parquet")
+    expected = recomputed(pl.read_parquet(settings.valid_path(year)))
+    keys = ["region_code", "industry_code", "size_class", "indicator"]
+    joined = cells.join(expected, on=keys, how="full", coalesce=True, suffix="_expected")
+    # Cells without enterprises are published (every region, every size class) as zeros.
+    empty = joined.filter(pl.col("value_expected").is_null())
+    assert (empty["enterprises"] == 0).all() and (empty["value"] == 0).all()
+    assert joined["value"].null_count() == 0, "a recomputed cell is missing from the layer"
+    both = joined.filter(pl.col("value_expected").is_not_null())
+    for column in ("value", "top1", "top2"):
+        assert (both[column] - both[f"{column}_expected"]).abs().max() < 1e-6, column
+    for column in ("contributors", "enterprises"):
+        assert (both[column] == both[f"{column}_expected"]).all(), column
+    regions = set(cells.filter(pl.col("industry_code") == TOTAL)["region_code"])
+    assert regions == {r["code"] for r in reference.regions()}
+
+
+def test_every_additive_relation_holds(two_years):
+    settings, _ = two_years
+    cells = pl.read_parquet(settings.statistical_dir(YEARS[-1]) / "cells.parquet").with_columns(
+        cell_id=pl.concat_str(["region_code", "industry_code", "size_class"], separator="|"))
+    links = relations(cells.select("region_code", "industry_code", "size_class").unique().rows())
+    parents = {r.parent for r in links}
+    assert {f"{PROVINCE}|{TOTAL}|{TOTAL}", f"330100|{TOTAL}|{TOTAL}"} <= parents
+    value = {(r["cell_id"], r["indicator"]): r["value"] for r in cells.iter_rows(named=True)}
+    for indicator in ("intl_led", "std_spending", "enterprises_reporting"):
+        for link in links:
+            total = sum(value[(child, indicator)] for child in link.children)
+            assert abs(value[(link.parent, indicator)] - total) < 1e-6, (link, indicator)
+
+
+def test_published_free_cells_are_the_recomputed_values(two_years):
+    settings, _ = two_years
+    year = YEARS[-1]
+    expected = recomputed(pl.read_parquet(settings.valid_path(year))).filter(
+        (pl.col("industry_code") == TOTAL) & (pl.col("size_class") == TOTAL))
+    by_region = pl.read_parquet(settings.published_dir / "public" / "by_region"
+                                / f"survey_year={year}" / "data.parquet")
+    joined = by_region.join(expected, on=["region_code", "indicator"], suffix="_expected")
+    free = joined.filter(pl.col("conf_status") == "F")
+    assert free.height > 0
+    assert (free["value"] - free["value_expected"]).abs().max() < 1e-6
