@@ -119,13 +119,18 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
     console.print(f"follow-up:   {accounting['follow_up']['csv']} "
                   f"({accounting['follow_up']['rows']:,} findings)")
     console.print(f"accounting:  {accounting['path']}")
-    if "manifest" in accounting:
-        protection = accounting["protection"]
-        tables = len(accounting["manifest"]["tables"])
-        console.print(f"published:   {settings.published_dir}/ ({tables} tables; "
-                      f"{protection['hidden_share']:.1%} of magnitude cells hidden: "
-                      f"{protection['primary']:,} C, {protection['secondary']:,} D; "
-                      f"audit passed in {protection['seconds']:.1f} s)")
+    manifest_path = settings.published_dir / "manifest" / f"{accounting['survey_year']}.json"
+    if manifest_path.exists():
+        import json
+
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        hidden = manifest["disclosure"]["hidden"]
+        console.print(
+            f"published:   {settings.published_dir}/ ({len(manifest['tables'])} tables, "
+            f"manifest {manifest_path.name}); {manifest['disclosure']['hidden_share']:.1%} of "
+            f"magnitude cells hidden: {hidden['fewer_than_3_contributors']:,} with under 3 "
+            f"contributors, {hidden['dominance_2_85']:,} dominated, {hidden['secondary']:,} "
+            f"secondary")
 
 
 def _query(settings: Settings, args) -> int:
