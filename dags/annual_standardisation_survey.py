@@ -20,21 +20,51 @@ survey year just ended (param `survey_year`, default: the year before the run's 
    scheduled on.
 
 Any year can be re-run by hand with `survey_year` set; each task replaces only its own output.
+A failed task raises an alert (task log, `alerts/alerts.jsonl` under the data root, and the
+`survey_alerts` HTTP connection if one is set), and so does a run not finished
+`SURVEY_RUN_DEADLINE_HOURS` (default 12) after it was queued. The steps that write a year's
+DuckDB work and the published snapshot share the one-slot pool `survey_duckdb`.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
-RETRIES = {
+DEFAULTS = {
+    # Every step reads or writes the shared data volume: retry I/O hiccups, backing off.
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=1),
 }
+
+
+def alert_failure(context) -> None:
+    """A failed task raises an alert (log, alerts file, webhook connection if any)."""
+    from pipeline.alerts import task_failed
+
+    task_failed(context)
+
+
+DEFAULTS["on_failure_callback"] = alert_failure
+#: Only one task at a time writes a year's DuckDB work and the published snapshot.
+WRITER_POOL = "survey_duckdb"
+#: The yearly run must be done this long after it was queued, or the triggerer raises an alert.
+#: 0 turns the alert off: `airflow dags test` / dag.test() in Airflow 3.3.2 fail on a DAG with a
+#: deadline (they look the alert up by its serialized form, not its id), so the embedded demo and
+#: the dag.test() tests run without it; the real-scheduler test runs with it.
+RUN_DEADLINE_HOURS = float(os.environ.get("SURVEY_RUN_DEADLINE_HOURS", "12"))
+DEADLINE = DeadlineAlert(
+    reference=DeadlineReference.DAGRUN_QUEUED_AT,
+    interval=timedelta(hours=RUN_DEADLINE_HOURS),
+    callback=AsyncCallback("pipeline.alerts.deadline_missed",
+                           kwargs={"deadline_hours": RUN_DEADLINE_HOURS}),
+) if RUN_DEADLINE_HOURS > 0 else None
 
 #: Every published table (monitoring-tables.md), as an Asset downstream DAGs can wait for.
 PUBLISHED_TABLES = {
@@ -55,7 +85,8 @@ ASSETS = [
     start_date=pendulum.datetime(2025, 4, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=RETRIES,
+    default_args=DEFAULTS,
+    deadline=DEADLINE,
     params={
         "survey_year": Param(
             None, type=["null", "integer"], minimum=2000, maximum=2100,
@@ -78,43 +109,43 @@ def annual_standardisation_survey():
 
         return landed_paths(year)
 
-    @task
+    @task(execution_timeout=timedelta(minutes=30))
     def ingest(path: str, year: int) -> dict:
         from pipeline.runner import ingest_landed
 
         return ingest_landed(year, path)
 
-    @task
+    @task(execution_timeout=timedelta(minutes=30))
     def validate(ingested: dict, year: int) -> dict:
         from pipeline.runner import validate_ingested
 
         return validate_ingested(year, ingested)
 
-    @task
+    @task(pool=WRITER_POOL)
     def deduplicate(validated: list[dict], year: int) -> dict:
         from pipeline.runner import deduplicate_year
 
         return deduplicate_year(year, validated)
 
-    @task
+    @task(pool=WRITER_POOL)
     def report(ingested: list[dict], year: int, deduplicated: dict) -> dict:
         from pipeline.runner import report_year
 
         return report_year(year, ingested)
 
-    @task
+    @task(pool=WRITER_POOL)
     def aggregate(year: int, reported: dict) -> dict:
         from pipeline.runner import aggregate_statistics
 
         return aggregate_statistics(year)
 
-    @task
+    @task(pool=WRITER_POOL)
     def protect(year: int, aggregated: dict) -> dict:
         from pipeline.runner import protect_cells
 
         return protect_cells(year)
 
-    @task(outlets=ASSETS)
+    @task(pool=WRITER_POOL, outlets=ASSETS, execution_timeout=timedelta(minutes=30))
     def publish(year: int, protected: dict, dag_run=None) -> dict:
         from pipeline.runner import publish_tables
 

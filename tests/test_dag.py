@@ -42,6 +42,16 @@ def test_schedule_params_and_retries(dagbag):
     assert dag.get_task("ingest").is_mapped and dag.get_task("validate").is_mapped
 
 
+def test_operations_timeouts_alerts_pool_and_deadline(dagbag):
+    dag = dagbag.get_dag(DAG_ID)
+    for task in dag.tasks:
+        assert task.execution_timeout is not None, task.task_id
+        assert task.on_failure_callback, task.task_id
+    writers = {t.task_id for t in dag.tasks if t.pool == "survey_duckdb"}
+    assert writers == {"deduplicate", "report", "aggregate", "protect", "publish"}
+    assert dag.deadline, "the run deadline alert is on by default"
+
+
 def test_every_published_table_is_an_asset_outlet(dagbag):
     from schemas.tables import published_tables
 
@@ -57,13 +67,16 @@ def test_parsing_the_dag_file_is_fast():
         "t = time.perf_counter()\n"
         f"runpy.run_path({str(DAGS / (DAG_ID + '.py'))!r})\n"
         "print(time.perf_counter() - t)\n"
-        "import sys; heavy = {'polars', 'duckdb', 'pandera', 'pyarrow', 'pipeline'}\n"
+        "import sys; heavy = {'polars', 'duckdb', 'pandera', 'pyarrow', 'highspy'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pipeline.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=os.environ).stdout.splitlines()
     assert float(out[0]) < 1.0
     assert out[1] == "[]", "the DAG file imports heavy libraries at module level"
+    # The deadline callback is resolved at parse time: its module must stay light.
+    assert out[2] == "['pipeline.alerts', 'pipeline.config']", out[2]
 
 
 def test_survey_year_defaults_to_the_year_before_the_logical_date():
@@ -78,6 +91,7 @@ def test_dag_test_runs_a_small_year(airflow_db, small_year_dir, monkeypatch):
 
     data_dir, year = small_year_dir
     monkeypatch.setenv("SURVEY_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("SURVEY_RUN_DEADLINE_HOURS", "0")  # dag.test() cannot run a deadline
     dag = DagBag(dag_folder=str(DAGS)).get_dag(DAG_ID)
     run = dag.test(logical_date=datetime(year + 1, 4, 1, 2, tzinfo=UTC) - timedelta(hours=8))
     assert run.state == "success"

@@ -1,0 +1,86 @@
+"""Alerts for the people who run the survey: a failed task, a yearly run past its deadline.
+
+Every alert goes to the log and to `<data root>/alerts/alerts.jsonl` (one JSON object per line,
+kept with the data); if an Airflow connection `survey_alerts` exists, it is also POSTed as JSON to
+that connection's URL (a DingTalk or e-mail gateway webhook, say).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from pathlib import Path
+
+from pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+ALERTS_CONNECTION = "survey_alerts"
+
+
+def alerts_path(settings: Settings) -> Path:
+    return settings.data_dir / "alerts" / "alerts.jsonl"
+
+
+def raise_alert(alert: dict, settings: Settings | None = None) -> Path:
+    """Log the alert, append it to the alerts file and send it to the webhook, if one is set."""
+    settings = settings or Settings.from_env()
+    log.error("ALERT %s: %s", alert.get("kind"), json.dumps(alert, ensure_ascii=False))
+    path = alerts_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(alert, ensure_ascii=False, default=str) + "\n")
+    _send(alert)
+    return path
+
+
+def _send(alert: dict) -> None:
+    url = _webhook_url()
+    if not url:
+        return
+    request = urllib.request.Request(url, data=json.dumps(alert, default=str).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except OSError as e:  # the alert is already logged and on disk: a dead webhook must not hide it
+        log.error("alert webhook %s failed: %s", ALERTS_CONNECTION, e)
+
+
+def _webhook_url() -> str | None:
+    try:
+        from airflow.sdk import Connection
+
+        connection = Connection.get(ALERTS_CONNECTION)
+    except Exception:  # no such connection (the usual case), or no Airflow at all
+        return None
+    return connection.get_uri() if connection.host else None
+
+
+def task_failed(context: dict) -> None:
+    """on_failure_callback: which task of which year failed, why, and where its log is."""
+    task_instance = context.get("task_instance") or context.get("ti")
+    dag_run = context.get("dag_run")
+    raise_alert({
+        "kind": "task_failed",
+        "dag_id": getattr(dag_run, "dag_id", None),
+        "run_id": getattr(dag_run, "run_id", None),
+        "task_id": getattr(task_instance, "task_id", None),
+        "map_index": getattr(task_instance, "map_index", None),
+        "try_number": getattr(task_instance, "try_number", None),
+        "survey_year": (context.get("params") or {}).get("survey_year"),
+        "error": str(context.get("exception") or ""),
+        "log_url": getattr(task_instance, "log_url", None),
+    })
+
+
+async def deadline_missed(context: dict | None = None, **kwargs) -> None:
+    """DeadlineAlert callback (run by the triggerer): the yearly run is not finished in time."""
+    dag_run = (context or {}).get("dag_run") or {}
+    raise_alert({
+        "kind": "deadline_missed",
+        "dag_id": dag_run.get("dag_id") if isinstance(dag_run, dict) else None,
+        "run_id": dag_run.get("run_id") if isinstance(dag_run, dict) else None,
+        "deadline": str((context or {}).get("deadline", "")),
+        **kwargs,
+    })
