@@ -15,12 +15,17 @@ from pipeline.sql import statement
 from schemas import reference
 from schemas.tables import INDICATORS, PROVINCE, SIZE_CLASSES, TOTAL
 
+#: What disclosure control writes beside the cells (pipeline/disclosure.py).
+PROTECTED_CELLS = "cells_protected.parquet"
+
 
 def aggregate_year(settings: Settings, year: int) -> dict:
     """Write statistical/<year>/enterprises.parquet and cells.parquet from the valid layer."""
     out_dir = settings.statistical_dir(year)
     out_dir.mkdir(parents=True, exist_ok=True)
     enterprises, cells = out_dir / "enterprises.parquet", out_dir / "cells.parquet"
+    # Protected cells of earlier cells must never be published beside the new tables.
+    (out_dir / PROTECTED_CELLS).unlink(missing_ok=True)
     con = connect_reference()
     try:
         con.read_parquet(str(settings.valid_path(year))).create_view("returns")

@@ -7,8 +7,10 @@ that connection's URL (a DingTalk or e-mail gateway webhook, say).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -54,7 +56,29 @@ def _webhook_url() -> str | None:
         connection = Connection.get(ALERTS_CONNECTION)
     except Exception:  # no such connection (the usual case), or no Airflow at all
         return None
-    return connection.get_uri() if connection.host else None
+    return webhook_url(connection.conn_type, connection.host, connection.port,
+                       connection.schema, connection.extra_dejson)
+
+
+def webhook_url(conn_type: str | None, host: str | None, port: int | None,
+                schema: str | None, extra: dict) -> str | None:
+    """The URL a connection stands for, path and query intact.
+
+    Airflow's get_uri() would quote the path's slashes (robot/send → robot%2Fsend), which a
+    DingTalk robot answers with 404; so the URL is put back together from its parts. A host that
+    is a whole URL is taken as it is.
+    """
+    if not host:
+        return None
+    if "://" in host:
+        return host
+    scheme = conn_type if conn_type in ("http", "https") else "https"
+    url = f"{scheme}://{host}" + (f":{port}" if port else "")
+    if schema:
+        url += "/" + schema.lstrip("/")
+    if extra:
+        url += "?" + urllib.parse.urlencode(extra)
+    return url
 
 
 def task_failed(context: dict) -> None:
@@ -77,7 +101,8 @@ def task_failed(context: dict) -> None:
 async def deadline_missed(context: dict | None = None, **kwargs) -> None:
     """DeadlineAlert callback (run by the triggerer): the yearly run is not finished in time."""
     dag_run = (context or {}).get("dag_run") or {}
-    raise_alert({
+    # In a thread: the file write and the webhook call must not stall the triggerer's event loop.
+    await asyncio.to_thread(raise_alert, {
         "kind": "deadline_missed",
         "dag_id": dag_run.get("dag_id") if isinstance(dag_run, dict) else None,
         "run_id": dag_run.get("run_id") if isinstance(dag_run, dict) else None,

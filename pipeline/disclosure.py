@@ -119,10 +119,13 @@ def protect_year(settings: Settings, year: int) -> dict:
     """Disclosure control of the year's cells, audited: writes
     statistical/<year>/cells_protected.parquet (hidden cells with no value and no contributors);
     raises DisclosureError, and writes nothing, when a C cell stays exposed."""
-    from pipeline.aggregate import relations
+    from pipeline.aggregate import PROTECTED_CELLS, relations
 
     started = time.perf_counter()
     directory = settings.statistical_dir(year)
+    out = directory / PROTECTED_CELLS
+    # A year that fails its audit must leave nothing a publish step could take for protected.
+    out.unlink(missing_ok=True)
     cells = pl.read_parquet(directory / "cells.parquet").with_columns(
         cell_id=pl.concat_str(["region_code", "industry_code", "size_class"], separator="|"))
     links = relations(cells.select("region_code", "industry_code", "size_class")
@@ -138,7 +141,6 @@ def protect_year(settings: Settings, year: int) -> dict:
         value=pl.when(free).then(pl.col("value")),
         contributors=pl.when(free).then(pl.col("contributors")),
     ).drop("cell_id", "top1", "top2")
-    out = directory / "cells_protected.parquet"
     tmp = out.with_name(out.name + ".tmp")
     protected.write_parquet(tmp, compression="zstd")
     tmp.replace(out)

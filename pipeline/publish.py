@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.aggregate import connect_reference
+from pipeline.aggregate import PROTECTED_CELLS, connect_reference
 from pipeline.config import Settings
 from pipeline.disclosure import summary
 from pipeline.sql import statement
@@ -66,7 +67,7 @@ def build_tables(settings: Settings, year: int) -> dict[tuple[str, str], pl.Data
 
 
 def protected_cells_path(settings: Settings, year: int) -> Path:
-    return settings.statistical_dir(year) / "cells_protected.parquet"
+    return settings.statistical_dir(year) / PROTECTED_CELLS
 
 
 def _checked(key: tuple[str, str], frame: pl.DataFrame) -> pl.DataFrame:
@@ -116,6 +117,16 @@ def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str)
     accounting = json.loads((settings.output_dir(year) / "accounting.json").read_text("utf-8"))
     snapshots = settings.snapshots_dir
     snapshots.mkdir(parents=True, exist_ok=True)
+    # One publisher at a time, whatever started it (the DAG's pool does not cover `survey run`):
+    # two would number their snapshots alike and the later swap would drop the other's year.
+    with open(snapshots / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _publish_locked(settings, year, tables, accounting, run_id, started_at)
+
+
+def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dict,
+                    run_id: str, started_at: str) -> dict:
+    snapshots = settings.snapshots_dir
     for leftover in snapshots.glob(f"{_BUILDING}*"):  # from a run that was killed
         shutil.rmtree(leftover)
     current = _current_snapshot(settings)
@@ -123,6 +134,8 @@ def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str)
                  default=0) + 1
     building = snapshots / f"{_BUILDING}{number:06d}"
     building.mkdir()
+    # Restricted tables hold identities and contacts: their folder is closed before any is written.
+    (building / "restricted").mkdir(mode=0o700)
     if current is not None:
         _link_other_years(current, building, year)
     entries = {}
@@ -130,7 +143,6 @@ def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str)
         relative = Path(scope) / name / f"survey_year={year}" / "data.parquet"
         entries[f"{scope}/{name}"] = _write_table(frame, building / relative, scope, name)
         entries[f"{scope}/{name}"]["path"] = str(relative)
-    (building / "restricted").chmod(0o700)
     manifest = {
         "survey_year": year,
         "form_version": FORM_VERSION,

@@ -125,7 +125,15 @@ def aggregate_statistics(year: int) -> dict:
 
 
 def protect_cells(year: int) -> dict:
-    return protect_year(Settings.from_env(), year)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.disclosure import DisclosureError
+
+    try:
+        return protect_year(Settings.from_env(), year)
+    except DisclosureError as e:
+        # The same cells fail the same audit: retrying only delays the alert.
+        raise AirflowFailException(str(e)) from e
 
 
 def publish_tables(year: int, run_id: str, started_at: datetime | None) -> dict:

@@ -140,8 +140,9 @@ class DataQualityTable(pa.DataFrameModel):
                                      **_COUNT)
     frame_enterprises: int | None = _field("enterprises in the survey frame; null without a frame",
                                            "调查名录中的企业数；无名录时为空", nullable=True, ge=0)
-    frame_responded: int | None = _field("frame enterprises with a return of any outcome",
-                                         "名录中有报表（任何结果）的企业数", nullable=True, ge=0)
+    frame_responded: int | None = _field(
+        "frame enterprises with an accepted return (the others are N401 in the follow-up list)",
+        "名录中有有效报表的企业数（其余列入 N401 催报）", nullable=True, ge=0)
     response_rate: float | None = _field("frame_responded / frame_enterprises",
                                          "回收率：有报表企业数 / 名录企业数",
                                          nullable=True, ge=0, le=1)

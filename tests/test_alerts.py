@@ -33,10 +33,11 @@ def test_a_failed_task_is_logged_and_written_under_the_data_root(tmp_path, monke
 
 
 def test_a_missed_deadline_is_written_and_sent_to_the_webhook_connection(tmp_path, monkeypatch):
-    received = []
+    received, paths = [], []
 
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (the http.server API)
+            paths.append(self.path)
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()
@@ -48,8 +49,9 @@ def test_a_missed_deadline_is_written_and_sent_to_the_webhook_connection(tmp_pat
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("SURVEY_DATA_DIR", str(tmp_path))
+        # A DingTalk-like URL: a path of several segments and a token in the query.
         monkeypatch.setenv("AIRFLOW_CONN_SURVEY_ALERTS",
-                           f"http://127.0.0.1:{server.server_port}/hook")
+                           f"http://127.0.0.1:{server.server_port}/robot/send?access_token=abc")
         asyncio.run(deadline_missed(context={"dag_run": {"dag_id": "d", "run_id": "r"}},
                                     deadline_hours=12))
     finally:
@@ -57,6 +59,7 @@ def test_a_missed_deadline_is_written_and_sent_to_the_webhook_connection(tmp_pat
     written = json.loads(alerts_path(Settings(data_dir=tmp_path)).read_text())
     assert written["kind"] == "deadline_missed" and written["run_id"] == "r"
     assert received == [written]
+    assert paths == ["/robot/send?access_token=abc"]
 
 
 def test_a_dead_webhook_does_not_lose_the_alert(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ through the REST API and its outputs checked. Every process the test starts, it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -50,8 +51,46 @@ def as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below this one (Airflow puts task runners in process groups of their own)."""
+    found, todo = set(), [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                pids = {int(c) for c in children.read_text().split()}
+            except OSError:  # the process ended meanwhile
+                continue
+            todo.extend(pids - found)
+            found |= pids
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_pids(pids: set[int], sig: signal.Signals, timeout: float) -> None:
+    """Signal these pids, wait for them to end, and SIGKILL whatever is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while alive := {p for p in pids if running(p)}:
+        if time.monotonic() > deadline:
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+
+
 class Services:
-    """The processes this test starts, stopped by pid, newest first."""
+    """The processes this test starts; stopped by pid, Airflow first, PostgreSQL last."""
 
     def __init__(self, logs: Path):
         self.logs, self.started = logs, []
@@ -63,18 +102,21 @@ class Services:
         self.started.append((name, process))
         return process
 
+    def pids(self) -> set[int]:
+        return {p.pid for _, p in self.started} | {
+            d for _, p in self.started for d in descendants(p.pid)}
+
     def stop(self) -> None:
-        for _, process in reversed(self.started):
-            if process.poll() is None:
-                # Backgrounded Airflow ignores SIGINT; its session holds the processes it forked
-                # (LocalExecutor workers, task supervisors).
-                os.killpg(process.pid, signal.SIGTERM)
-        for _, process in reversed(self.started):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        airflow = [p for name, p in self.started if name != "postgres"]
+        postgres = [p for name, p in self.started if name == "postgres"]
+        # Backgrounded Airflow ignores SIGINT: SIGTERM every process, found before any ends.
+        stop_pids({p.pid for p in airflow} | {d for p in airflow for d in descendants(p.pid)},
+                  signal.SIGTERM, timeout=30)
+        # PostgreSQL last, once nothing is connected; SIGINT is its fast shutdown.
+        stop_pids({p.pid for p in postgres} | {d for p in postgres for d in descendants(p.pid)},
+                  signal.SIGINT, timeout=30)
+        for _, process in self.started:
+            process.wait(timeout=10)
 
     def tail(self) -> str:
         return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}"
@@ -131,18 +173,26 @@ def deployment(tmp_path_factory):
     pg_port, api_port = free_port(), free_port()
     if os.geteuid() == 0:
         shutil.chown(pgdata, "postgres")
-    subprocess.run(as_postgres([str(postgres_bin("initdb")), "-D", str(pgdata), "-U", "airflow",
-                                "--auth=trust", "--no-sync"]), check=True, capture_output=True)
+    # Password authentication even on loopback: another local user must not get in meanwhile.
+    db_password = secrets.token_hex(16)
+    pwfile = pgdata / "pwfile"
+    pwfile.write_text(db_password)
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, "postgres")
+    subprocess.run(as_postgres([str(postgres_bin("initdb")), "-D", str(pgdata / "cluster"),
+                                "-U", "airflow", "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                                "--no-sync"]), check=True, capture_output=True)
+    pwfile.unlink()
     postgres = services.start("postgres", as_postgres([
-        str(postgres_bin("postgres")), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(pg_port),
-        "-k", str(pgdata)]), os.environ.copy())
+        str(postgres_bin("postgres")), "-D", str(pgdata / "cluster"), "-h", "127.0.0.1",
+        "-p", str(pg_port), "-k", str(pgdata)]), os.environ.copy())
     secret = secrets.token_urlsafe(16)
     (airflow_home / "passwords.json").write_text(json.dumps({"admin": secret}))
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
-            f"postgresql+psycopg2://airflow@127.0.0.1:{pg_port}/airflow",
+            f"postgresql+psycopg2://airflow:{db_password}@127.0.0.1:{pg_port}/airflow",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "3",  # LocalExecutor pre-forks one process per slot
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -168,7 +218,8 @@ def deployment(tmp_path_factory):
             assert postgres.poll() is None and time.monotonic() < ready, services.tail()
             time.sleep(0.5)
         subprocess.run(as_postgres([str(postgres_bin("createdb")), "-h", "127.0.0.1", "-p",
-                                    str(pg_port), "-U", "airflow", "airflow"]), check=True)
+                                    str(pg_port), "-U", "airflow", "airflow"]), check=True,
+                       env={**os.environ, "PGPASSWORD": db_password})
         airflow = str(BIN / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([airflow, "pools", "set", "survey_duckdb", "1",
@@ -257,10 +308,5 @@ def test_a_year_triggered_through_the_rest_api_runs_and_publishes(deployment):
     assert all(t["state"] == "success" for t in instances)
 
     # Nothing the test started listens beyond loopback.
-    pids = {p.pid for _, p in services.started}
-    for pid in list(pids):
-        children = Path(f"/proc/{pid}/task/{pid}/children")
-        if children.exists():
-            pids |= {int(c) for c in children.read_text().split()}
-    addresses = listening_addresses(pids)
+    addresses = listening_addresses(services.pids())
     assert addresses and addresses <= {"127.0.0.1"}, addresses

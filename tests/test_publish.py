@@ -92,6 +92,9 @@ def test_the_data_quality_table_accounts_for_every_row(two_years):
         unknown = rows.filter(pl.col("region_code") == "000000")["rows_read"].sum()
         assert counties + unknown == total["rows_read"]
         assert 0 < province["response_rate"] <= 1
+        follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet")
+        no_return = follow_up.filter(pl.col("rule_id") == "N401").height
+        assert province["frame_enterprises"] - province["frame_responded"] == no_return
 
 
 @pytest.mark.parametrize("year", YEARS)
@@ -229,26 +232,48 @@ print("done", flush=True)
 """
 
 
+def test_two_publishers_at_once_both_publish_and_lose_nothing(two_years):
+    settings, _ = two_years
+    children = [subprocess.Popen([sys.executable, "-c", _PUBLISH_IN_CHILD.replace(
+        '"killed"', f'"together-{year}"'), str(settings.data_dir), str(year)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        for year in YEARS]
+    assert [child.wait() for child in children] == [0, 0]
+    for year in YEARS:
+        assert manifest_is_whole(settings.published_dir, year)["run_id"] == f"together-{year}"
+
+
+def building(settings) -> dict[int, Path]:
+    """Snapshots being written, by inode (a killed run's leftover keeps its inode)."""
+    return {p.stat().st_ino: p for p in settings.snapshots_dir.glob(".building-*")}
+
+
 def test_killing_publish_at_any_moment_leaves_a_whole_published_version(two_years):
     settings, _ = two_years
     year = YEARS[-1]
-    ends, midway = set(), 0
-    for delay in (0.0, 0.01, 0.03, 0.1, 0.3, None):  # None: let it finish
+    ends, tables_written_at_kill = set(), []  # this year's tables in the new snapshot
+    # Writing a small year's tables takes a few tens of milliseconds: kill all through it.
+    delays = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.045, 0.07, 0.1, 0.3)
+    for delay in (*delays, None):  # None: let it finish
+        before = building(settings)
         child = subprocess.Popen([sys.executable, "-c", _PUBLISH_IN_CHILD,
                                   str(settings.data_dir), str(year)],
                                  stdout=subprocess.PIPE, text=True,
                                  env={**os.environ, "PYTHONPATH": os.getcwd()})
         assert child.stdout.readline().strip() == "ready"
-        # Kill once the next snapshot is being written.
+        # Kill once this run has started its own next snapshot.
         deadline = time.monotonic() + 120
-        while (not any(settings.snapshots_dir.glob(".building-*")) and child.poll() is None
+        while (not building(settings).keys() - before.keys() and child.poll() is None
                and time.monotonic() < deadline):
-            time.sleep(0.002)
+            time.sleep(0.001)
         if delay is not None:
             time.sleep(delay)
             child.send_signal(signal.SIGKILL)
-        assert child.wait() == (0 if delay is None else -signal.SIGKILL)
-        midway += any(settings.snapshots_dir.glob(".building-*"))
+            new = [p for ino, p in building(settings).items() if ino not in before]
+            tables_written_at_kill.append(sum(
+                1 for folder in new for _ in folder.rglob(f"survey_year={year}/data.parquet")))
+        # A late kill may find the run already done.
+        assert child.wait() in ((0,) if delay is None else (0, -signal.SIGKILL))
         for each in YEARS:
             manifest = manifest_is_whole(settings.published_dir, each)
             if each == year:
@@ -256,6 +281,7 @@ def test_killing_publish_at_any_moment_leaves_a_whole_published_version(two_year
         assert duckdb.sql(f"select count(*) from read_parquet('"
                           f"{settings.published_dir}/public/*/*/*.parquet', union_by_name = true)"
                           ).fetchall()[0][0] > 0
-    # Kills while the next snapshot was half written left the old version published, whole;
-    # the run left to finish published the new one.
-    assert midway and ends == {False, True}
+    # Some kills landed with the next snapshot's tables half written: the old version stayed
+    # published, whole; the run left to finish published the new one.
+    assert any(tables_written_at_kill), tables_written_at_kill
+    assert ends == {False, True}

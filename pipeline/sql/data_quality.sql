@@ -48,7 +48,11 @@ frame_located as (
         frame.credit_code,
         counties.code as county_code,
         counties.parent_code as city_code,
-        exists (select 1 from returns where returns.credit_code = frame.credit_code) as responded
+        -- responded: an accepted return, so frame_enterprises - frame_responded is the N401 count
+        exists (
+            select 1 from returns
+            where returns.credit_code = frame.credit_code and returns.outcome = 'accepted'
+        ) as responded
     from frame
     left join regions as counties
         on counties.code = frame.region_code and counties.level = 'county'
