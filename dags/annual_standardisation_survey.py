@@ -34,15 +34,6 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
-DEFAULTS = {
-    # Every step reads or writes the shared data volume: retry I/O hiccups, backing off.
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(hours=1),
-}
-
 
 def alert_failure(context) -> None:
     """A failed task raises an alert (log, alerts file, webhook connection if any)."""
@@ -51,7 +42,15 @@ def alert_failure(context) -> None:
     task_failed(context)
 
 
-DEFAULTS["on_failure_callback"] = alert_failure
+DEFAULTS = {
+    # Every step reads or writes the shared data volume: retry I/O hiccups, backing off.
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": alert_failure,
+}
 #: Only one task at a time writes a year's DuckDB work and the published snapshot.
 WRITER_POOL = "survey_duckdb"
 #: The yearly run must be done this long after it was queued, or the triggerer raises an alert.

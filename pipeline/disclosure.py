@@ -134,7 +134,7 @@ def protect_year(settings: Settings, year: int) -> dict:
     counts = cells.filter(~pl.col("indicator").is_in(list(MAGNITUDES)))
     protected = pl.concat([
         protect_indicators(magnitudes, links),
-        counts.with_columns(conf_status=pl.lit("F")),  # enterprise counts are always free (§3)
+        counts.with_columns(conf_status=pl.lit(FREE)),  # enterprise counts are always free (§3)
     ])
     free = pl.col("conf_status") == FREE
     protected = protected.with_columns(hidden_by=_hidden_by()).with_columns(

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline.aggregate import aggregate_year
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
-from pipeline.disclosure import protect_year
+from pipeline.disclosure import DisclosureError, protect_year
 from pipeline.ingest import ingest_file, landed_files
 from pipeline.publish import publish_year
 from pipeline.report import report
@@ -126,8 +126,6 @@ def aggregate_statistics(year: int) -> dict:
 
 def protect_cells(year: int) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
-
-    from pipeline.disclosure import DisclosureError
 
     try:
         return protect_year(Settings.from_env(), year)
