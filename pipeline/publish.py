@@ -32,27 +32,28 @@ from schemas.tables import (
     table_schema,
 )
 
-#: Tables built straight from SQL over the protected cells (and, for two, last year's).
-CELL_TABLES = ("headline", "by_region", "by_industry", "by_size", "by_region_industry")
-YEAR_ON_YEAR = ("headline", "by_region")
+#: Tables built straight from SQL over the protected cells; by_region (which also reads last
+#: year's) comes first, as headline is its province rows.
+CELL_TABLES = ("by_region", "headline", "by_industry", "by_size", "by_region_industry")
 FOLLOW_UP_COLUMNS = list(table_schema("restricted", "follow_up").columns)
 #: A snapshot folder is named by a sequence number; one being built has this prefix.
 _BUILDING = ".building-"
 _SNAPSHOT = re.compile(r"^\d{6}$")
 
 
-def build_tables(settings: Settings, year: int) -> dict[tuple[str, str], pl.DataFrame]:
+def build_tables(settings: Settings, year: int,
+                 accounting: dict) -> dict[tuple[str, str], pl.DataFrame]:
     """Every table of the year as published, each checked against its pandera model."""
     con = connect_reference()
     try:
         con.read_parquet(str(protected_cells_path(settings, year))).create_view("cells")
         con.read_parquet(str(settings.valid_path(year))).create_view("returns")
+        _previous(settings, year, con)
         tables = {}
         for name in CELL_TABLES:
-            if name in YEAR_ON_YEAR:
-                _previous(settings, year, name, con)
             tables[("public", name)] = con.sql(statement(name)).pl()
-        _files(settings, year, con)
+            con.register(name, tables[("public", name)].to_arrow())
+        _files(accounting, con)
         has_frame = _frame(settings, year, con)
         tables[("public", "data_quality")] = con.sql(
             statement("data_quality"), params={"has_frame": has_frame}).pl()
@@ -78,20 +79,18 @@ def _checked(key: tuple[str, str], frame: pl.DataFrame) -> pl.DataFrame:
     return schema.validate(frame, lazy=True)
 
 
-def _previous(settings: Settings, year: int, name: str, con: duckdb.DuckDBPyConnection) -> None:
-    """Last year's published table as the view `previous` (empty before the first year)."""
-    path = settings.published_dir / "public" / name / f"survey_year={year - 1}" / "data.parquet"
+def _previous(settings: Settings, year: int, con: duckdb.DuckDBPyConnection) -> None:
+    """Last year's published by_region as the view `previous` (empty before the first year)."""
+    path = settings.published_dir / "public" / "by_region" / f"survey_year={year - 1}" / (
+        "data.parquet")
     if path.exists():
-        con.read_parquet(str(path)).create_view("previous", replace=True)
+        con.read_parquet(str(path)).create_view("previous")
         return
-    keys = "region_code varchar, " if name == "by_region" else ""
-    con.execute("create or replace temp table previous_empty "
-                f"({keys}indicator varchar, value double, conf_status varchar)")
-    con.table("previous_empty").create_view("previous", replace=True)
+    con.execute("create temp table previous "
+                "(region_code varchar, indicator varchar, value double, conf_status varchar)")
 
 
-def _files(settings: Settings, year: int, con: duckdb.DuckDBPyConnection) -> None:
-    accounting = json.loads((settings.output_dir(year) / "accounting.json").read_text("utf-8"))
+def _files(accounting: dict, con: duckdb.DuckDBPyConnection) -> None:
     con.from_arrow(pa.table({
         "source_file": pa.array([f["source_file"] for f in accounting["files"]], pa.string()),
         "status": pa.array([f["status"] for f in accounting["files"]], pa.string()),
@@ -113,8 +112,8 @@ def _frame(settings: Settings, year: int, con: duckdb.DuckDBPyConnection) -> boo
 
 def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str) -> dict:
     """Build, check and publish the year's tables; returns the manifest."""
-    tables = build_tables(settings, year)
     accounting = json.loads((settings.output_dir(year) / "accounting.json").read_text("utf-8"))
+    tables = build_tables(settings, year, accounting)
     snapshots = settings.snapshots_dir
     snapshots.mkdir(parents=True, exist_ok=True)
     # One publisher at a time, whatever started it (the DAG's pool does not cover `survey run`):

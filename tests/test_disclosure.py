@@ -118,9 +118,14 @@ def test_primary_refuses_nulls():
 PARENT_OF_THREE = [Relation("total", ("a", "b", "c"))]
 
 
+def hundred_of_three() -> pl.DataFrame:
+    """total 100 = a 30 (a single contributor) + b 45 + c 25."""
+    return cells_frame(shown("total", 100.0), single("a", 30.0), shown("b", 45.0),
+                       shown("c", 25.0))
+
+
 def test_audit_one_hidden_child_is_recovered_exactly():
-    cells = cells_frame(shown("total", 100.0), single("a", 30.0), shown("b", 45.0),
-                        shown("c", 25.0))
+    cells = hundred_of_three()
     [result] = audit(with_status(cells, a="C"), PARENT_OF_THREE)
     assert result["cell_id"] == "a" and result["value"] == 30.0
     assert result["lower"] == pytest.approx(30.0) and result["upper"] == pytest.approx(30.0)
@@ -128,8 +133,7 @@ def test_audit_one_hidden_child_is_recovered_exactly():
 
 
 def test_audit_second_hidden_child_widens_the_bounds():
-    cells = cells_frame(shown("total", 100.0), single("a", 30.0), shown("b", 45.0),
-                        shown("c", 25.0))
+    cells = hundred_of_three()
     result = bounds(with_status(cells, a="C", c="D"), PARENT_OF_THREE)["a"]
     # a + c = 55 is all an intruder knows.
     assert result["lower"] == pytest.approx(0.0) and result["upper"] == pytest.approx(55.0)
@@ -146,8 +150,7 @@ def test_audit_too_small_a_partner_does_not_protect():
 
 
 def test_audit_hidden_parent_leaves_the_upper_bound_open():
-    cells = cells_frame(shown("total", 100.0), single("a", 30.0), shown("b", 45.0),
-                        shown("c", 25.0))
+    cells = hundred_of_three()
     result = bounds(with_status(cells, a="C", total="D"), PARENT_OF_THREE)["a"]
     assert result["lower"] == pytest.approx(0.0) and math.isinf(result["upper"])
     assert result["protected"] is True

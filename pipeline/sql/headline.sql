@@ -1,19 +1,16 @@
 -- grain: one row per indicator for the province (public `headline`), with last year's
--- published value and the change on it
--- input: cells (protected), indicators, previous (last year's published headline; may be empty)
+-- published value and the change on it: the province's rows of by_region, which hold the same
+-- cells, so year on year is worked out in one place
+-- input: by_region (this year's, as built by by_region.sql), indicators
 select
-    cells.indicator,
-    cells.value,
-    cells.contributors,
-    cells.enterprises,
-    cells.conf_status,
-    case when previous.conf_status = 'F' then previous.value end as prev_value,
-    case
-        when cells.conf_status = 'F' and previous.conf_status = 'F' and previous.value > 0
-            then round((cells.value - previous.value) / previous.value * 100, 2)
-    end as yoy_pct
-from cells
+    by_region.indicator,
+    by_region.value,
+    by_region.contributors,
+    by_region.enterprises,
+    by_region.conf_status,
+    by_region.prev_value,
+    by_region.yoy_pct
+from by_region
 join indicators using (indicator)
-left join previous using (indicator)
-where cells.region_code = '330000' and cells.industry_code = '_T' and cells.size_class = '_T'
+where by_region.region_code = '330000'
 order by indicators.position
