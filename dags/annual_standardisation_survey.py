@@ -13,8 +13,10 @@ survey year just ended (param `survey_year`, default: the year before the run's 
    (rows_read = accepted + rejected + superseded + duplicate, per file and in total);
 6. **aggregate** builds the statistical layer (one accepted return per enterprise) and the cells
    of the linked public tables in DuckDB;
-7. **protect** applies disclosure control (primary C, secondary D) and proves it with a
-   linear-programming audit: a year with an exposed cell stops here, unpublished;
+7. **protect** applies disclosure control (monitoring-tables.md §3: primary cells and the
+   secondary ones their protection needs, all published as `C`) and proves it with a
+   linear-programming audit against both intruders, the informed outsider and a respondent:
+   a year with a recoverable cell stops here, unpublished;
 8. **publish** checks every table against its contract and swaps the year in atomically; each
    published table is an Asset (`x-survey://published/<scope>/<table>`) other DAGs can be
    scheduled on.
@@ -69,7 +71,7 @@ DEADLINE = DeadlineAlert(
 PUBLISHED_TABLES = {
     "public": ("headline", "by_region", "by_industry", "by_size", "by_region_industry",
                "data_quality", "data_quality_rules"),
-    "restricted": ("enterprises", "follow_up"),
+    "restricted": ("enterprises", "follow_up", "cells"),
 }
 ASSETS = [
     Asset(name=f"survey_{scope}_{table}", uri=f"x-survey://published/{scope}/{table}",

@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--year", type=int, help="the survey year (default: the file's own)")
     check.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
+    audit = commands.add_parser("audit", help="audit a published year's disclosure control "
+                                "against both intruders of monitoring-tables.md §3")
+    audit.add_argument("--year", type=int, required=True)
+    audit.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
     query = commands.add_parser("query", help="SQL over the published tables "
                                 "(published/monitoring.duckdb: one view per table, every year)")
     query.add_argument("sql")
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None) or args.data_dir)
     commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check,
-                "query": _query}
+                "audit": _audit, "query": _query}
     return commands[args.command](settings, args)
 
 
@@ -128,9 +133,53 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
         console.print(
             f"published:   {settings.published_dir}/ ({len(manifest['tables'])} tables, "
             f"manifest {manifest_path.name}); {manifest['disclosure']['hidden_share']:.1%} of "
-            f"magnitude cells hidden: {hidden['fewer_than_3_contributors']:,} with under 3 "
-            f"contributors, {hidden['dominance_2_85']:,} dominated, {hidden['secondary']:,} "
-            f"secondary")
+            f"magnitude cells hidden: {hidden['frequency']:,} with under 3 contributors, "
+            f"{hidden['dominance']:,} dominated, {hidden['secondary']:,} to protect them")
+
+
+def _audit(settings: Settings, args) -> int:
+    """Exit 1 when a cell is recoverable, or the tables disagree with each other or the truth."""
+    from pipeline.protect import audit_year
+
+    try:
+        with console.status(f"auditing the published year {args.year}"):
+            report = audit_year(settings, args.year)
+    except FileNotFoundError as e:
+        console.print(str(e), style="red", markup=False)
+        return 1
+    table = Table(title=f"Disclosure audit of {args.year} (monitoring-tables.md §3): the "
+                        "narrowest interval an intruder finds, as a share of the true value")
+    for column in ("indicator", "primary", "hidden", "narrowest lower", "narrowest upper",
+                   "floors", "recoverable"):
+        table.add_column(column, justify="left" if column == "indicator" else "right")
+    for indicator, found in report["indicators"].items():
+        audited, hidden = found["audit"], found["hidden"]
+        table.add_row(indicator, f"{audited['primary_cells']:,}", f"{sum(hidden.values()):,}",
+                      _share(audited["narrowest_lower_share"]),
+                      _share(audited["narrowest_upper_share"]), str(audited["floors"]),
+                      str(audited["recoverable"]))
+    console.print(table)
+    console.print(f"{report['hidden_share']:.1%} of {report['magnitude_cells']:,} magnitude "
+                  f"cells hidden: " + ", ".join(f"{n:,} {rule}" for rule, n in
+                                                report["hidden"].items()))
+    console.print("floors: lower bounds that figures always published (enterprise counts, "
+                  "zeros) give by themselves, which no suppression can widen")
+    for cell in report["recoverable_cells"]:
+        console.print(f"RECOVERABLE {cell['indicator']} of cell {cell['cell']} ({cell['rule']}): "
+                      f"{cell['recovered']} bound within 15% of {cell['truth']:g}, "
+                      f"[{cell['lower']}, {cell['upper']}], by the {cell['intruder']}",
+                      style="red", markup=False)
+    for problem in report["disagreements"]:
+        console.print(f"DISAGREEMENT {problem}", style="red", markup=False)
+    if report["recoverable_cells"] or report["disagreements"]:
+        return 1
+    console.print(f"no recoverable cell: every primary cell of {args.year} holds against the "
+                  "outsider and every respondent")
+    return 0
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _query(settings: Settings, args) -> int:

@@ -20,9 +20,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.aggregate import PROTECTED_CELLS, connect_reference
+from pipeline import tabulation
+from pipeline.aggregate import PROTECTED_FILES, connect
 from pipeline.config import Settings
-from pipeline.disclosure import summary
 from pipeline.sql import statement
 from schemas.tables import (
     CONTRACT_VERSION,
@@ -32,9 +32,9 @@ from schemas.tables import (
     table_schema,
 )
 
-#: Tables built straight from SQL over the protected cells; by_region (which also reads last
-#: year's) comes first, as headline is its province rows.
-CELL_TABLES = ("by_region", "headline", "by_industry", "by_size", "by_region_industry")
+#: Tables built straight from SQL over the protected cells (pipeline/tabulation.py); by_region
+#: (which also reads last year's) comes first, as headline is read from its rows.
+CELL_TABLES = sorted((t.name for t in tabulation.CELL_TABLES), key=lambda n: n != "by_region")
 FOLLOW_UP_COLUMNS = list(table_schema("restricted", "follow_up").columns)
 #: A snapshot folder is named by a sequence number; one being built has this prefix.
 _BUILDING = ".building-"
@@ -44,14 +44,21 @@ _SNAPSHOT = re.compile(r"^\d{6}$")
 def build_tables(settings: Settings, year: int,
                  accounting: dict) -> dict[tuple[str, str], pl.DataFrame]:
     """Every table of the year as published, each checked against its pandera model."""
-    con = connect_reference()
+    protected = pl.read_parquet(protected_cells_path(settings, year))
+    con = connect()
     try:
-        con.read_parquet(str(protected_cells_path(settings, year))).create_view("cells")
+        # Public tables see hidden cells without their value or contributors, whatever the SQL.
+        con.register("protected", protected.to_arrow())
+        con.sql("select * replace (case when conf_status = 'F' then value end as value, "
+                "case when conf_status = 'F' then contributors end as contributors) "
+                "from protected").create_view("cells")
+        keys = protected.select(*(d.column for d in tabulation.DIMENSIONS)).unique().rows()
+        con.register("table_cells", tabulation.table_cells(keys))
         con.read_parquet(str(settings.valid_path(year))).create_view("returns")
         _previous(settings, year, con)
         tables = {}
         for name in CELL_TABLES:
-            tables[("public", name)] = con.sql(statement(name)).pl()
+            tables[("public", name)] = con.sql(statement(name), params={"table_name": name}).pl()
             con.register(name, tables[("public", name)].to_arrow())
         _files(accounting, con)
         has_frame = _frame(settings, year, con)
@@ -64,11 +71,20 @@ def build_tables(settings: Settings, year: int,
     tables[("restricted", "follow_up")] = follow_up.select(FOLLOW_UP_COLUMNS)
     tables[("restricted", "enterprises")] = pl.read_parquet(
         settings.statistical_dir(year) / "enterprises.parquet")
+    tables[("restricted", "cells")] = protected
     return {key: _checked(key, frame) for key, frame in tables.items()}
 
 
 def protected_cells_path(settings: Settings, year: int) -> Path:
-    return settings.statistical_dir(year) / PROTECTED_CELLS
+    return settings.statistical_dir(year) / PROTECTED_FILES[0]
+
+
+def disclosure_record(settings: Settings, year: int) -> dict:
+    """What protect recorded: per indicator, cells hidden by each rule and the audit's figures."""
+    path = settings.statistical_dir(year) / PROTECTED_FILES[1]
+    record = json.loads(path.read_text("utf-8"))
+    record.pop("seconds", None)  # a timing, not a fact about the data
+    return record
 
 
 def _checked(key: tuple[str, str], frame: pl.DataFrame) -> pl.DataFrame:
@@ -158,7 +174,7 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
         ],
         "accounting": {k: accounting["total"][k] for k in
                        ("rows_read", "accepted", "rejected", "superseded", "duplicate")},
-        "disclosure": summary(pl.read_parquet(protected_cells_path(settings, year))),
+        "disclosure": disclosure_record(settings, year),
         "tables": entries,
     }
     (building / "manifest").mkdir(exist_ok=True)

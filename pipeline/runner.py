@@ -13,8 +13,9 @@ from pathlib import Path
 from pipeline.aggregate import aggregate_year
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
-from pipeline.disclosure import DisclosureError, protect_year
+from pipeline.disclosure import DisclosureError
 from pipeline.ingest import ingest_file, landed_files
+from pipeline.protect import protect_year
 from pipeline.publish import publish_year
 from pipeline.report import report
 from pipeline.validate import validate_file, validate_files

@@ -9,7 +9,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "2"
 FORM_VERSION = "2025"
 
 #: §1: magnitudes are sums over accepted enterprises of the form column of the same name.
@@ -22,8 +22,13 @@ MAGNITUDES = (
 )
 #: §1: enterprise counts, never confidential (§3).
 ENTERPRISE_COUNTS = ("enterprises_reporting", "enterprises_leading", "enterprises_awarded")
+#: The enterprise count of enterprises with any *_led above 0.
+LEADING = "enterprises_leading"
 INDICATORS = MAGNITUDES + ENTERPRISE_COUNTS
-CONF_STATUS = ("F", "C", "D")
+#: SDMX CONF_STATUS in public tables: free or confidential, never which rule hid a cell (§2).
+CONF_STATUS = ("F", "C")
+#: Why a cell is hidden, kept in the restricted tier only (§4).
+HIDDEN_BY = ("frequency", "dominance", "secondary")
 PROVINCE = "330000"
 TOTAL = "_T"
 SIZE_CLASSES = ("large", "medium", "small", "micro")
@@ -45,9 +50,10 @@ class Measures(pa.DataFrameModel):
         "enterprises with a non-zero value in the cell; null when confidential",
         "该格中数值非零的企业数；保密时为空", nullable=True, ge=0)
     enterprises: int = _field("accepted enterprises in the cell", "该格中的有效企业数", ge=0)
-    conf_status: str = _field("SDMX CONF_STATUS: F free, C confidential (primary), "
-                              "D confidential (secondary)",
-                              "保密状态：F 公开，C 首要保密，D 次要保密", isin=list(CONF_STATUS))
+    conf_status: str = _field("SDMX CONF_STATUS: F free, C confidential (hidden to protect "
+                              "respondents; which rule hid it is not published)",
+                              "保密状态：F 公开，C 保密（为保护填报单位而隐藏，不公布隐藏原因）",
+                              isin=list(CONF_STATUS))
 
     class Config:
         strict = True
@@ -189,6 +195,36 @@ class FollowUpTable(pa.DataFrameModel):
         ordered = True
 
 
+class CellsTable(pa.DataFrameModel):
+    """§4 restricted `cells`: every cell of the public tables with its true value and why it is
+    hidden."""
+
+    region_code: str = _field("region code (330000 the province)", "行政区划代码", str_length=6)
+    industry_code: str = _field("_T all, a GB/T 4754 section letter or division",
+                                "行业代码：_T 合计、门类或大类")
+    size_class: str = _field("_T all, or a size class", "企业规模：_T 合计或规模类别",
+                             isin=[TOTAL, *SIZE_CLASSES])
+    indicator: str = _field("indicator name (monitoring-tables.md §1)", "指标名称",
+                            isin=list(INDICATORS))
+    value: float = _field("the cell's true value", "真实数值", ge=0)
+    contributors: int = _field("enterprises with a non-zero value in the cell",
+                               "该格中数值非零的企业数", ge=0)
+    enterprises: int = _field("accepted enterprises in the cell", "该格中的有效企业数", ge=0)
+    top1: float = _field("the largest single contribution", "最大单个企业贡献", ge=0)
+    top2: float = _field("the second largest single contribution", "第二大单个企业贡献", ge=0)
+    hidden_by: str | None = _field(
+        "why the cell is hidden: frequency (under 3 contributors), dominance (two largest over "
+        "85%), secondary (to protect others); null when published",
+        "隐藏原因：frequency 贡献企业少于 3 家，dominance 前两家占比超过 85%，secondary "
+        "为保护其他格而隐藏；公开时为空", nullable=True, isin=list(HIDDEN_BY))
+    conf_status: str = _field("as published: F free, C confidential", "公布时的保密状态",
+                              isin=list(CONF_STATUS))
+
+    class Config:
+        strict = True
+        ordered = True
+
+
 #: Every published table: (scope, name) → its model. Public tables never hold identities.
 TABLES: dict[tuple[str, str], type[pa.DataFrameModel]] = {
     ("public", "headline"): Headline,
@@ -199,6 +235,7 @@ TABLES: dict[tuple[str, str], type[pa.DataFrameModel]] = {
     ("public", "data_quality"): DataQualityTable,
     ("public", "data_quality_rules"): DataQualityRulesTable,
     ("restricted", "follow_up"): FollowUpTable,
+    ("restricted", "cells"): CellsTable,
 }
 #: Columns that identify or reach an enterprise: never in a public table.
 IDENTIFYING_COLUMNS = ("credit_code", "enterprise_name", "contact_name", "contact_phone")
@@ -209,7 +246,10 @@ def table_schema(scope: str, name: str) -> pa.DataFrameSchema:
     """The table's schema with its columns in publication order: dimensions, then measures."""
     if (scope, name) == ("restricted", "enterprises"):
         return _enterprises_schema()
-    schema = TABLES[(scope, name)].to_schema()
+    model = TABLES[(scope, name)]
+    schema = model.to_schema()
+    if not issubclass(model, Measures):  # declared in publication order already
+        return schema
     measures = [c for c in YearOnYear.to_schema().columns if c in schema.columns]
     dimensions = [c for c in schema.columns if c not in measures]
     return pa.DataFrameSchema(columns={c: schema.columns[c] for c in (*dimensions, *measures)},

@@ -125,7 +125,7 @@ def test_hidden_cells_carry_no_value_and_counts_are_free(two_years):
         assert set(counts["conf_status"]) == {"F"}
     # The demo sizes hide cells by both rules.
     statuses = set(published(settings, "public", "by_region")["conf_status"])
-    assert statuses == {"F", "C", "D"}
+    assert statuses == {"F", "C"}  # which rule hid a cell is not published (§2)
 
 
 def test_a_cell_in_two_tables_has_one_value_and_status(two_years):

@@ -1,6 +1,8 @@
 -- grain: one row per region (province, its cities, its counties) and indicator (public
 -- `by_region`), with last year's published value and the change on it
--- input: cells (protected), regions, indicators, previous (last year's published by_region)
+-- input: cells (protected, hidden values null), table_cells (the cells each public table
+-- shows), regions, indicators, previous (last year's published by_region); parameter:
+-- table_name
 select
     regions.code as region_code,
     regions.name as region_name,
@@ -17,9 +19,13 @@ select
             then round((cells.value - previous.value) / previous.value * 100, 2)
     end as yoy_pct
 from cells
+join table_cells
+    on table_cells.region_code = cells.region_code
+    and table_cells.industry_code = cells.industry_code
+    and table_cells.size_class = cells.size_class
 join regions on regions.code = cells.region_code
-join indicators using (indicator)
+join indicators on indicators.indicator = cells.indicator
 left join previous on previous.region_code = cells.region_code
     and previous.indicator = cells.indicator
-where cells.industry_code = '_T' and cells.size_class = '_T'
+where table_cells.table_name = $table_name
 order by regions.code, indicators.position

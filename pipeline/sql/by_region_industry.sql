@@ -1,6 +1,6 @@
 -- grain: one row per city (or the province, 330000) × section (or '_T' for all) with
 -- enterprises, and indicator (public `by_region_industry`)
--- input: cells (protected), regions, indicators
+-- input: cells (protected, hidden values null), table_cells, indicators; parameter: table_name
 select
     cells.region_code as city_code,
     cells.industry_code as section_code,
@@ -10,7 +10,10 @@ select
     cells.enterprises,
     cells.conf_status
 from cells
-join regions on regions.code = cells.region_code and regions.level in ('province', 'city')
-join indicators using (indicator)
-where cells.size_class = '_T' and (cells.industry_code = '_T' or length(cells.industry_code) = 1)
+join table_cells
+    on table_cells.region_code = cells.region_code
+    and table_cells.industry_code = cells.industry_code
+    and table_cells.size_class = cells.size_class
+join indicators on indicators.indicator = cells.indicator
+where table_cells.table_name = $table_name
 order by cells.region_code, cells.industry_code, indicators.position

@@ -1,28 +1,22 @@
 -- grain: one row per region at every level, plus 000000 'unknown' for rows whose region could
 -- not be read (public `data_quality`, monitoring-tables.md §4)
 -- input: returns (the valid layer), files (every landed file: source_file, status), frame
--- (region_code, credit_code; empty without a frame), regions; parameter: has_frame
+-- (region_code, credit_code; empty without a frame), regions, region_rollup (a county, or
+-- 000000, to every region its rows count in: pipeline/tabulation.py); parameter: has_frame
 with located as (
-    -- a row counts for its county, the county's city and the province; a row whose region is
-    -- not a county code counts for 'unknown' and the province
+    -- a row whose region is not a county code counts for 'unknown' (and the province)
     select
-        returns.*,
-        counties.code as county_code,
-        counties.parent_code as city_code
+        returns.* exclude (region_code),
+        coalesce(counties.code, '000000') as county_code
     from returns
     left join regions as counties
         on counties.code = returns.region_code and counties.level = 'county'
 ),
 
 placed as (
-    select county_code as region_code, * exclude (region_code) from located
-    where county_code is not null
-    union all
-    select city_code, * exclude (region_code) from located where county_code is not null
-    union all
-    select '330000', * exclude (region_code) from located
-    union all
-    select '000000', * exclude (region_code) from located where county_code is null
+    select region_rollup.ancestor as region_code, located.*
+    from located
+    join region_rollup on region_rollup.code = located.county_code
 ),
 
 row_counts as (
@@ -45,9 +39,7 @@ quarantined as (
 
 frame_located as (
     select
-        frame.credit_code,
-        counties.code as county_code,
-        counties.parent_code as city_code,
+        coalesce(counties.code, '000000') as county_code,
         -- responded: an accepted return, so frame_enterprises - frame_responded is the N401 count
         exists (
             select 1 from returns
@@ -59,19 +51,13 @@ frame_located as (
 ),
 
 frame_counts as (
-    select region_code, count(*) as frame_enterprises, count(*) filter (where responded)
-        as frame_responded
-    from (
-        select county_code as region_code, responded from frame_located
-        where county_code is not null
-        union all
-        select city_code, responded from frame_located where county_code is not null
-        union all
-        select '330000', responded from frame_located
-        union all
-        select '000000', responded from frame_located where county_code is null
-    )
-    group by region_code
+    select
+        region_rollup.ancestor as region_code,
+        count(*) as frame_enterprises,
+        count(*) filter (where frame_located.responded) as frame_responded
+    from frame_located
+    join region_rollup on region_rollup.code = frame_located.county_code
+    group by region_rollup.ancestor
 ),
 
 areas as (

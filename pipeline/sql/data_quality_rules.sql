@@ -1,6 +1,7 @@
 -- grain: one row per region (every level, and 000000 unknown) and rule with at least one row
 -- (public `data_quality_rules`): rows with an E or W finding, or decided by a D rule
--- input: returns (the valid layer), regions
+-- input: returns (the valid layer), regions, region_rollup (a county, or 000000, to every
+-- region its rows count in: pipeline/tabulation.py)
 with row_rules as (
     select distinct source_file, source_row, region_code, f.rule_id, f.severity
     from returns, unnest(returns.findings) as t(f)
@@ -11,20 +12,16 @@ with row_rules as (
 ),
 
 located as (
-    select row_rules.*, counties.code as county_code, counties.parent_code as city_code
+    select row_rules.*, coalesce(counties.code, '000000') as county_code
     from row_rules
     left join regions as counties
         on counties.code = row_rules.region_code and counties.level = 'county'
 ),
 
 placed as (
-    select county_code as area, rule_id, severity from located where county_code is not null
-    union all
-    select city_code, rule_id, severity from located where county_code is not null
-    union all
-    select '330000', rule_id, severity from located
-    union all
-    select '000000', rule_id, severity from located where county_code is null
+    select region_rollup.ancestor as area, located.rule_id, located.severity
+    from located
+    join region_rollup on region_rollup.code = located.county_code
 )
 
 select area as region_code, rule_id, severity, count(*) as rows

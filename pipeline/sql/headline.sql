@@ -1,7 +1,8 @@
 -- grain: one row per indicator for the province (public `headline`), with last year's
--- published value and the change on it: the province's rows of by_region, which hold the same
--- cells, so year on year is worked out in one place
--- input: by_region (this year's, as built by by_region.sql), indicators
+-- published value and the change on it: by_region's rows of the cells headline shows, which
+-- are the same cells, so year on year is worked out in one place
+-- input: by_region (this year's, as built by by_region.sql), table_cells, indicators;
+-- parameter: table_name
 select
     by_region.indicator,
     by_region.value,
@@ -11,6 +12,7 @@ select
     by_region.prev_value,
     by_region.yoy_pct
 from by_region
-join indicators using (indicator)
-where by_region.region_code = '330000'
+join table_cells on table_cells.region_code = by_region.region_code
+join indicators on indicators.indicator = by_region.indicator
+where table_cells.table_name = $table_name
 order by indicators.position
