@@ -24,7 +24,7 @@ BENCH_ROWS ?= 1000000
 .PHONY: help setup demo test lint bench clean postgres compose-config
 
 help:
-	@echo "make demo   set up .venv from uv.lock, synthesise $(ENTERPRISES) enterprises for two years, run the DAG for each and publish"
+	@echo "make demo   set up .venv from uv.lock, synthesise $(ENTERPRISES) enterprises for two years, run the DAG for each, publish and audit"
 	@echo "make test   set up and run ruff and the test suite"
 	@echo "make lint   ruff (with the Airflow rules)"
 	@echo "make bench  ingest+validate+de-duplicate $(BENCH_ROWS) returns against the scan floor and a naive baseline"
@@ -61,6 +61,8 @@ demo: setup $(AIRFLOW_HOME)/airflow.db
 			|| { tail -n 40 $(AIRFLOW_HOME)/demo-$$year.log; exit 1; }; \
 	done
 	$(BIN)/survey accounting --year $(YEAR)
+	@echo "Auditing the published $(YEAR) against both intruders of monitoring-tables.md §3"
+	$(BIN)/survey audit --year $(YEAR)
 	@echo "Which counties led the most international standards in $(YEAR)?"
 	$(BIN)/survey query "$(DEMO_QUESTION)"
 

@@ -135,6 +135,12 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
             f"manifest {manifest_path.name}); {manifest['disclosure']['hidden_share']:.1%} of "
             f"magnitude cells hidden: {hidden['frequency']:,} with under 3 contributors, "
             f"{hidden['dominance']:,} dominated, {hidden['secondary']:,} to protect them")
+        record = settings.statistical_dir(accounting["survey_year"]) / "disclosure.json"
+        if record.exists():
+            seconds = json.loads(record.read_text(encoding="utf-8"))["seconds"]
+            console.print(f"disclosure control, audit included, took {seconds:.1f} s "
+                          f"(`survey audit --year {accounting['survey_year']}` re-audits the "
+                          "published year)")
 
 
 def _audit(settings: Settings, args) -> int:
