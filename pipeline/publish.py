@@ -47,13 +47,10 @@ def build_tables(settings: Settings, year: int,
     protected = pl.read_parquet(protected_cells_path(settings, year))
     con = connect()
     try:
-        # Public tables see hidden cells without their value or contributors, whatever the SQL.
         con.register("protected", protected.to_arrow())
-        con.sql("select * replace (case when conf_status = 'F' then value end as value, "
-                "case when conf_status = 'F' then contributors end as contributors) "
-                "from protected").create_view("cells")
         keys = protected.select(*(d.column for d in tabulation.DIMENSIONS)).unique().rows()
         con.register("table_cells", tabulation.table_cells(keys))
+        con.sql(statement("shown")).create_view("shown")
         con.read_parquet(str(settings.valid_path(year))).create_view("returns")
         _previous(settings, year, con)
         tables = {}

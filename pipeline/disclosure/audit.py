@@ -43,6 +43,7 @@ class Audit:
         self.models: dict[int, Model] = {}
         self._everything_hidden: Witnesses | None = None
         self.bounded: set[tuple[int, int]] = set()  # (unit, direction) the outsider's, exactly
+        self.reach: dict | None = None  # how far witnesses took each unit, each way
 
     def _components(self) -> np.ndarray:
         """Per unit, its set of hidden units that no relation or rule links to another set:
@@ -109,6 +110,7 @@ class Audit:
         is worked out exactly. Returns those exact bounds, and counts of the work done."""
         s = self.system
         coverage = Coverage(s, self.primary, margins=AUDIT_MARGINS)
+        self.reach = coverage.reach
         witnesses = Witnesses(s, coverage, self.hidden, self.hidden.copy(), hide=False)
         rejected = 0
         wanted = np.zeros(s.N, dtype=bool)
@@ -147,9 +149,15 @@ class Audit:
         return list(findings.values()), counts
 
     def _outsider(self, u: int, d: int, findings: dict) -> dict:
-        """The outsider's exact bound on u in direction d, merged into u's finding."""
-        bound = self._model(u).bound(u, d)
+        """The outsider's exact bound on u in direction d, merged into u's finding. The table
+        that reaches it is one the outsider cannot rule out: how far it takes the other cells
+        is a bound on theirs too."""
+        model = self._model(u)
+        bound = model.bound(u, d)
         self.bounded.add((u, d))
+        if model.values is not None and self.reach is not None:
+            extreme = np.maximum if d == UP else np.minimum
+            self.reach[d][model.units] = extreme(self.reach[d][model.units], model.values)
         earlier = findings.get((u, OUTSIDER))
         lower = bound if d == DOWN else (earlier["lower"] if earlier else -math.inf)
         upper = bound if d == UP else (earlier["upper"] if earlier else math.inf)
@@ -175,27 +183,28 @@ class Audit:
 
     def _narrowest(self, units: np.ndarray, coverage: Coverage, findings: dict) -> None:
         """Exact outsider bounds until each indicator's narrowest interval is known (§3: the
-        manifest records it). A witness shows how far out a bound lies at least, so cells are
-        taken from the closest witness out, until the next witness lies past the narrowest
-        bound found. Lower bounds of a count at 1 or below say nothing, and take no part."""
+        manifest records it). A witness shows how far out a bound lies at least, so the cell
+        whose witnesses lie closest is bounded next (each exact bound's table moves the others
+        too), until the closest lies past the narrowest bound found. Lower bounds of a count
+        at 1 or below say nothing, and take no part."""
         s = self.system
         for i in sorted(set(s.indicator_of[units].tolist())):
             mine = units[s.indicator_of[units] == i]
             for d in (UP, DOWN):
                 side = "upper" if d == UP else "lower"
-                with np.errstate(invalid="ignore"):
-                    witnessed = d * coverage.reach[d][mine] / s.x[mine]
                 narrowest = math.inf  # as d · bound / value: the smallest is the narrowest
-                for j in np.argsort(witnessed, kind="stable"):
-                    if witnessed[j] >= narrowest:
+                while True:
+                    done = np.array([(int(u), d) in self.bounded for u in mine], dtype=bool)
+                    for u in mine[done]:
+                        bound = findings[(int(u), OUTSIDER)][side]
+                        if not (d == DOWN and s.count[u] and bound <= 1):
+                            narrowest = min(narrowest, d * bound / s.x[u])
+                    with np.errstate(invalid="ignore"):
+                        witnessed = np.where(done, np.inf, d * coverage.reach[d][mine] / s.x[mine])
+                    j = int(np.argmin(witnessed))
+                    if done.all() or witnessed[j] >= narrowest:
                         break
-                    u = int(mine[j])
-                    if (u, d) not in self.bounded:
-                        self._outsider(u, d, findings)
-                    bound = findings[(u, OUTSIDER)][side]
-                    if d == DOWN and s.count[u] and bound <= 1:
-                        continue
-                    narrowest = min(narrowest, d * bound / s.x[u])
+                    self._outsider(int(mine[j]), d, findings)
 
     def consistent(self, units: np.ndarray, dv: np.ndarray, dc: np.ndarray) -> bool:
         """Whether a table moving `units` by (dv, dc) is one the outsider cannot rule out."""

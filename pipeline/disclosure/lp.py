@@ -173,15 +173,20 @@ class Model:
         return deviation[:m], deviation[m:]
 
     def bound(self, u: int, direction: int) -> float:
-        """The least (direction -1) or greatest (+1) value of unit u (plain model)."""
+        """The least (direction -1) or greatest (+1) value of unit u (plain model); `values`
+        then holds every unit's value in the table that reaches it, or None."""
         j = self.position[u]
         self.highs.changeColCost(j, 1.0)
         self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize if direction > 0
                                         else highspy.ObjSense.kMinimize)
+        self.values = None
         try:
             status = self._run()
             # Read before the cost is reset: changing the model clears what HiGHS reports.
             optimum = self.highs.getInfo().objective_function_value
+            if status == _OPTIMAL:
+                solution = np.asarray(self.highs.getSolution().col_value)
+                self.values = self.system.x[self.units] + solution[:self.units.size]
         finally:
             self.highs.changeColCost(j, 0.0)
         if status == _OPTIMAL:

@@ -1,7 +1,7 @@
 -- grain: one row per industry (the total, GB/T 4754 sections and divisions with enterprises)
 -- and indicator, for the province (public `by_industry`)
--- input: cells (protected, hidden values null), table_cells, industries, indicators;
--- parameter: table_name
+-- input: shown (shown.sql: the cells each public table shows, hidden values null),
+-- industries, indicators; parameter: table_name
 with levels as (
     select '_T' as industry_code, '合计' as industry_name, 'total' as industry_level,
         null::varchar as parent_code
@@ -21,14 +21,10 @@ select
     cells.contributors,
     cells.enterprises,
     cells.conf_status
-from cells
-join table_cells
-    on table_cells.region_code = cells.region_code
-    and table_cells.industry_code = cells.industry_code
-    and table_cells.size_class = cells.size_class
+from shown as cells
 join levels on levels.industry_code = cells.industry_code
 join indicators on indicators.indicator = cells.indicator
-where table_cells.table_name = $table_name
+where cells.table_name = $table_name
 order by
     case levels.industry_level when 'total' then 0 when 'section' then 1 else 2 end,
     levels.industry_code,

@@ -1,8 +1,7 @@
 -- grain: one row per region (province, its cities, its counties) and indicator (public
 -- `by_region`), with last year's published value and the change on it
--- input: cells (protected, hidden values null), table_cells (the cells each public table
--- shows), regions, indicators, previous (last year's published by_region); parameter:
--- table_name
+-- input: shown (shown.sql: the cells each public table shows, hidden values null),
+-- regions, indicators, previous (last year's published by_region); parameter: table_name
 select
     regions.code as region_code,
     regions.name as region_name,
@@ -18,14 +17,10 @@ select
         when cells.conf_status = 'F' and previous.conf_status = 'F' and previous.value > 0
             then round((cells.value - previous.value) / previous.value * 100, 2)
     end as yoy_pct
-from cells
-join table_cells
-    on table_cells.region_code = cells.region_code
-    and table_cells.industry_code = cells.industry_code
-    and table_cells.size_class = cells.size_class
+from shown as cells
 join regions on regions.code = cells.region_code
 join indicators on indicators.indicator = cells.indicator
 left join previous on previous.region_code = cells.region_code
     and previous.indicator = cells.indicator
-where table_cells.table_name = $table_name
+where cells.table_name = $table_name
 order by regions.code, indicators.position

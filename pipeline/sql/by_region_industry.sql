@@ -1,6 +1,7 @@
 -- grain: one row per city (or the province, 330000) × section (or '_T' for all) with
 -- enterprises, and indicator (public `by_region_industry`)
--- input: cells (protected, hidden values null), table_cells, indicators; parameter: table_name
+-- input: shown (shown.sql: the cells each public table shows, hidden values null),
+-- indicators; parameter: table_name
 select
     cells.region_code as city_code,
     cells.industry_code as section_code,
@@ -9,11 +10,7 @@ select
     cells.contributors,
     cells.enterprises,
     cells.conf_status
-from cells
-join table_cells
-    on table_cells.region_code = cells.region_code
-    and table_cells.industry_code = cells.industry_code
-    and table_cells.size_class = cells.size_class
+from shown as cells
 join indicators on indicators.indicator = cells.indicator
-where table_cells.table_name = $table_name
+where cells.table_name = $table_name
 order by cells.region_code, cells.industry_code, indicators.position

@@ -1,6 +1,7 @@
 -- grain: one row per size class ('_T' for all) and indicator, for the province (public
 -- `by_size`)
--- input: cells (protected, hidden values null), table_cells, indicators; parameter: table_name
+-- input: shown (shown.sql: the cells each public table shows, hidden values null),
+-- indicators; parameter: table_name
 select
     cells.size_class,
     cells.indicator,
@@ -8,13 +9,9 @@ select
     cells.contributors,
     cells.enterprises,
     cells.conf_status
-from cells
-join table_cells
-    on table_cells.region_code = cells.region_code
-    and table_cells.industry_code = cells.industry_code
-    and table_cells.size_class = cells.size_class
+from shown as cells
 join indicators on indicators.indicator = cells.indicator
-where table_cells.table_name = $table_name
+where cells.table_name = $table_name
 order by
     case cells.size_class
         when '_T' then 0 when 'large' then 1 when 'medium' then 2 when 'small' then 3 else 4
