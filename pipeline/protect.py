@@ -55,7 +55,7 @@ def protect_year(settings: Settings, year: int, workers: int | None = None) -> d
         conf_status=pl.when(pl.col("hidden_by").is_null()).then(pl.lit("F")).otherwise(
             pl.lit("C")))
     record = {
-        "indicators": summary(protection.statuses, protection.findings),
+        "indicators": summary(protection.statuses, protection.findings, knowledge()),
         "audit": protection.effort,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -99,7 +99,7 @@ def audit_year(settings: Settings, year: int, workers: int | None = None) -> dic
     ).filter(pl.col("indicator").is_in(list(MAGNITUDES))).select(
         "cell", "indicator", pl.when(pl.col("shown_hidden")).then(
             pl.col("hidden_by").fill_null("secondary")).alias("hidden_by"))
-    indicators = summary(statuses, findings)
+    indicators = summary(statuses, findings, knowledge())
     return {"survey_year": year, "indicators": indicators, "audit": effort,
             **totals(indicators), "recoverable_cells": _recoverable(findings),
             "disagreements": problems}
@@ -158,19 +158,19 @@ def _finite(value: float) -> float | None:
 
 def refuse_recoverable(findings: pl.DataFrame, directory: Path, year: int) -> None:
     """Raise DisclosureError naming recoverable cells; all findings stay in `directory` for the
-    office to look into."""
+    office to look into. The message names cells and intruders, not values: it goes to logs and
+    alerts, which are not restricted."""
     recoverable = findings.filter(pl.col("recovered").is_not_null())
     if recoverable.is_empty():
         return
     _write(findings, directory / FAILED_AUDIT)
     details = "; ".join(
-        f"{r['indicator']} of cell {r['cell']} ({r['truth']:g}) narrowed to "
-        f"[{r['lower']:g}, {r['upper']:g}] by "
+        f"{r['indicator']} of cell {r['cell']} (its {r['recovered']} bound) by "
         + ("the outsider" if r["intruder"] == "outsider" else "a respondent")
         for r in recoverable.head(10).iter_rows(named=True))
     raise DisclosureError(
         f"{year}: {recoverable.height} primary cell(s) can be narrowed to within ±15%, so the "
-        f"year is not published: {details} (all findings: {directory / FAILED_AUDIT})")
+        f"year is not published: {details} (bounds and values in {directory / FAILED_AUDIT})")
 
 
 def _respondents(enterprises: Path, cells: Path) -> pl.DataFrame:

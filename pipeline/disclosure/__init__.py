@@ -136,7 +136,7 @@ def _statuses(system: CellSystem, hidden_by: np.ndarray) -> pl.DataFrame:
     })
 
 
-def summary(statuses: pl.DataFrame, findings: pl.DataFrame) -> dict:
+def summary(statuses: pl.DataFrame, findings: pl.DataFrame, knowledge: Knowledge) -> dict:
     """Per indicator: cells hidden by each rule, and the audit's figures (monitoring-tables §3).
 
     The narrowest interval found is given as shares of the true value (of the rest, for a
@@ -144,12 +144,13 @@ def summary(statuses: pl.DataFrame, findings: pl.DataFrame) -> dict:
     leaving out lower bounds that say nothing (a count's at 1) and floors (lower bounds the
     always-published figures alone give, counted apart)."""
     out = {}
+    says_nothing = pl.col("indicator").is_in(list(knowledge.counts)) & (pl.col("lower") <= 1)
     for (indicator,), part in statuses.group_by("indicator", maintain_order=True):
         hidden = dict.fromkeys(HIDDEN_BY, 0)
         hidden.update(part["hidden_by"].drop_nulls().value_counts().rows())
         found = findings.filter(pl.col("indicator") == indicator)
         bounds = found.filter(~pl.col("floor"))
-        lower = bounds.filter(pl.col("lower").is_finite() & (pl.col("lower") > 1))
+        lower = bounds.filter(pl.col("lower").is_finite() & ~says_nothing)
         upper = bounds.filter(pl.col("upper").is_finite())
         out[indicator] = {
             "cells": part.height,
