@@ -340,3 +340,26 @@ def test_two_processes_find_what_one_does_under_a_main_script_that_cannot_run_ag
                               [str(tests), str(tests.parent)])})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "same"
+
+
+def _protect_in_a_daemon(queue) -> None:
+    from test_disclosure import random_tables
+
+    tables = random_tables(1)
+    protection = protect(tables.cells, tables.relations, tables.members, KNOWLEDGE, workers=2)
+    queue.put(protection.statuses["hidden_by"].drop_nulls().len())
+
+
+def test_a_daemonic_process_protects_alone():
+    # Pool workers (Celery's among them) are daemons, which may not start processes of their own.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_protect_in_a_daemon, args=(queue,), daemon=True)
+    child.start()
+    hidden = queue.get(timeout=60)
+    child.join(timeout=60)
+    tables = random_tables(1)
+    alone = protect(tables.cells, tables.relations, tables.members, KNOWLEDGE, workers=1)
+    assert hidden == alone.statuses["hidden_by"].drop_nulls().len() > 0

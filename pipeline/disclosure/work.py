@@ -79,6 +79,8 @@ class Workers:
 
     def __init__(self, inputs: tuple, count: int | None = None):
         self.count = max(1, count or os.cpu_count() or 1)
+        if multiprocessing.current_process().daemon:
+            self.count = 1  # a daemonic process (a worker of some pool) may not have children
         self.pool = None
         if self.count > 1:
             # spawn, not fork: a forked child of a process running polars' threads can deadlock.
