@@ -139,14 +139,13 @@ class Model:
             self.col_lo[columns], self.col_hi[columns] = lo, hi
 
     def set_costs(self, value_cost: np.ndarray, count_cost: np.ndarray) -> None:
-        """Split models: the price of moving each unit's value and its contributor count."""
-        m = self.units.size
+        """Split models: the price of moving each unit's value and its contributor count, up or
+        down alike."""
         costs = np.concatenate([value_cost, count_cost, value_cost, count_cost])
         changed = np.flatnonzero(costs != self.costs)
         if changed.size:
             self.highs.changeColsCost(changed.size, changed.astype(np.int32), costs[changed])
             self.costs[changed] = costs[changed]
-        assert self.costs.size == 4 * m
 
     # -- solving --------------------------------------------------------------------------------
 
