@@ -13,9 +13,11 @@ from pipeline.config import Settings
 from pipeline.sql import statement
 from schemas import reference
 
-#: What disclosure control writes beside the cells (pipeline/protect.py), removed first here:
-#: cells protected for earlier cells must never be published beside the new tables.
-PROTECTED_FILES = ("cells_protected.parquet", "disclosure.json")
+#: What disclosure control writes beside the cells (pipeline/protect.py): the cells with their
+#: statuses, and the record of what was hidden and audited. Removed first here: cells protected
+#: for earlier cells must never be published beside the new tables.
+PROTECTED_CELLS, DISCLOSURE_RECORD = "cells_protected.parquet", "disclosure.json"
+PROTECTED_FILES = (PROTECTED_CELLS, DISCLOSURE_RECORD)
 
 
 def aggregate_year(settings: Settings, year: int) -> dict:

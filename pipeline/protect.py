@@ -12,14 +12,19 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import tabulation
-from pipeline.aggregate import PROTECTED_FILES, connect, tabulate
+from pipeline.aggregate import (
+    DISCLOSURE_RECORD,
+    PROTECTED_CELLS,
+    PROTECTED_FILES,
+    connect,
+    tabulate,
+)
 from pipeline.config import Settings
 from pipeline.disclosure import DisclosureError, Knowledge, Relation, audit, protect, summary
 from pipeline.sql import statement
 from schemas.form import STANDARD_LEVELS, SurveyReturn
-from schemas.tables import LEADING, MAGNITUDES
+from schemas.tables import HIDDEN_BY, LEADING, MAGNITUDES
 
-PROTECTED, RECORD = PROTECTED_FILES
 #: Where a failed audit leaves its findings for the office to look into (restricted layer).
 FAILED_AUDIT = "audit_failed.parquet"
 KEY = [d.column for d in tabulation.DIMENSIONS]
@@ -47,7 +52,8 @@ def protect_year(settings: Settings, year: int, workers: int | None = None) -> d
         (directory / name).unlink(missing_ok=True)  # a failed year leaves nothing to publish
     cells = pl.read_parquet(directory / "cells.parquet")
     members = _respondents(directory / "enterprises.parquet", directory / "cells.parquet")
-    protection = protect(_cell_ids(cells), _relations(cells), members, knowledge(), workers)
+    rules = knowledge()
+    protection = protect(_cell_ids(cells), _relations(cells), members, rules, workers)
     refuse_recoverable(protection.findings, directory, year)
     statuses = protection.statuses.with_columns(
         pl.col("cell").str.split("|").list.to_struct(fields=KEY)).unnest("cell")
@@ -55,21 +61,21 @@ def protect_year(settings: Settings, year: int, workers: int | None = None) -> d
         conf_status=pl.when(pl.col("hidden_by").is_null()).then(pl.lit("F")).otherwise(
             pl.lit("C")))
     record = {
-        "indicators": summary(protection.statuses, protection.findings, knowledge()),
+        "indicators": summary(protection.statuses, protection.findings, rules),
         "audit": protection.effort,
         "seconds": round(time.perf_counter() - started, 2),
     }
     record |= totals(record["indicators"])
-    _write(protected, directory / PROTECTED)
-    (directory / RECORD).write_text(json.dumps(record, ensure_ascii=False, indent=1), "utf-8")
-    return {"path": str(directory / PROTECTED), **{k: v for k, v in record.items()
+    _write(protected, directory / PROTECTED_CELLS)
+    (directory / DISCLOSURE_RECORD).write_text(json.dumps(record, ensure_ascii=False, indent=1),
+                                               "utf-8")
+    return {"path": str(directory / PROTECTED_CELLS), **{k: v for k, v in record.items()
                                                    if k != "indicators"}}
 
 
 def totals(indicators: dict) -> dict:
     """Magnitude cells hidden by each rule, over every indicator, and the share hidden."""
-    hidden = {rule: sum(i["hidden"][rule] for i in indicators.values())
-              for rule in ("frequency", "dominance", "secondary")}
+    hidden = {rule: sum(i["hidden"][rule] for i in indicators.values()) for rule in HIDDEN_BY}
     cells = sum(i["cells"] for i in indicators.values())
     return {"magnitude_cells": cells, "hidden": hidden,
             "hidden_share": round(sum(hidden.values()) / max(cells, 1), 4),
@@ -90,7 +96,8 @@ def audit_year(settings: Settings, year: int, workers: int | None = None) -> dic
     members = _respondents(
         published / "restricted" / "enterprises" / f"survey_year={year}" / "data.parquet",
         published / "restricted" / "cells" / f"survey_year={year}" / "data.parquet")
-    findings, effort = audit(_cell_ids(cells), _relations(cells), members, knowledge(),
+    rules = knowledge()
+    findings, effort = audit(_cell_ids(cells), _relations(cells), members, rules,
                              _cell_ids(hidden), workers)
     # Why each cell the tables hide is hidden (restricted `cells` keeps it; a cell shown is
     # counted as shown, whatever that says).
@@ -99,7 +106,7 @@ def audit_year(settings: Settings, year: int, workers: int | None = None) -> dic
     ).filter(pl.col("indicator").is_in(list(MAGNITUDES))).select(
         "cell", "indicator", pl.when(pl.col("shown_hidden")).then(
             pl.col("hidden_by").fill_null("secondary")).alias("hidden_by"))
-    indicators = summary(statuses, findings, knowledge())
+    indicators = summary(statuses, findings, rules)
     return {"survey_year": year, "indicators": indicators, "audit": effort,
             **totals(indicators), "recoverable_cells": _recoverable(findings),
             "disagreements": problems}

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import tabulation
-from pipeline.aggregate import PROTECTED_FILES, connect
+from pipeline.aggregate import DISCLOSURE_RECORD, PROTECTED_CELLS, connect
 from pipeline.config import Settings
 from pipeline.sql import statement
 from schemas.tables import (
@@ -73,12 +73,12 @@ def build_tables(settings: Settings, year: int,
 
 
 def protected_cells_path(settings: Settings, year: int) -> Path:
-    return settings.statistical_dir(year) / PROTECTED_FILES[0]
+    return settings.statistical_dir(year) / PROTECTED_CELLS
 
 
 def disclosure_record(settings: Settings, year: int) -> dict:
     """What protect recorded: per indicator, cells hidden by each rule and the audit's figures."""
-    path = settings.statistical_dir(year) / PROTECTED_FILES[1]
+    path = settings.statistical_dir(year) / DISCLOSURE_RECORD
     record = json.loads(path.read_text("utf-8"))
     record.pop("seconds", None)  # a timing, not a fact about the data
     return record

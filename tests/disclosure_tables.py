@@ -36,6 +36,7 @@ class Tables:
     cell_names: list[str]
 
     def __post_init__(self):
+        self.intruders: dict = {}
         rows, members = [], []
         for cell in self.cell_names:
             inside = [f for f in self.firms if cell in f.cells]
@@ -120,15 +121,12 @@ def intruder_bound(tables: Tables, hidden: set[tuple[str, str]], target: tuple[s
     return _intruder(tables, frozenset(hidden), respondent).bound(target, direction)
 
 
-_INTRUDERS: dict = {}
-
-
 def _intruder(tables: Tables, hidden: frozenset, respondent: str | None) -> _Intruder:
-    key = (id(tables), hidden, respondent)
-    if key not in _INTRUDERS:
-        _INTRUDERS.clear() if len(_INTRUDERS) > 64 else None
-        _INTRUDERS[key] = _Intruder(tables, hidden, respondent)
-    return _INTRUDERS[key]
+    """The intruder's LP, built once per tables, hidden pattern and intruder."""
+    key = (hidden, respondent)
+    if key not in tables.intruders:
+        tables.intruders[key] = _Intruder(tables, hidden, respondent)
+    return tables.intruders[key]
 
 
 class _Intruder:

@@ -11,8 +11,9 @@ import pytest
 from conftest import YEARS
 
 from pipeline import tabulation
+from pipeline.aggregate import DISCLOSURE_RECORD, PROTECTED_CELLS
 from pipeline.cli import main
-from pipeline.protect import PROTECTED, RECORD, audit_year, published_cells
+from pipeline.protect import audit_year, published_cells
 from schemas.tables import ENTERPRISE_COUNTS, MAGNITUDES
 
 KEY = ["region_code", "industry_code", "size_class"]
@@ -21,7 +22,7 @@ KEY = ["region_code", "industry_code", "size_class"]
 @pytest.mark.parametrize("year", YEARS)
 def test_primary_cells_follow_the_rules_and_every_hidden_cell_is_c(two_years, year):
     settings, _ = two_years
-    cells = pl.read_parquet(settings.statistical_dir(year) / PROTECTED)
+    cells = pl.read_parquet(settings.statistical_dir(year) / PROTECTED_CELLS)
     value, contributors = pl.col("value"), pl.col("contributors")
     magnitude = pl.col("indicator").is_in(list(MAGNITUDES))
     primary = magnitude & (value > 0) & ((contributors < 3) | (
@@ -46,7 +47,8 @@ def test_the_manifest_records_each_indicators_hiding_and_audit(two_years, year):
     manifest = json.loads((settings.published_dir / "manifest" / f"{year}.json").read_text())
     disclosure = manifest["disclosure"]
     assert disclosure == {k: v for k, v in json.loads(
-        (settings.statistical_dir(year) / RECORD).read_text()).items() if k != "seconds"}
+        (settings.statistical_dir(year) / DISCLOSURE_RECORD).read_text()).items()
+        if k != "seconds"}
     assert set(disclosure["indicators"]) == set(MAGNITUDES)
     assert disclosure["recoverable"] == 0
     restricted = pl.read_parquet(settings.published_dir / "restricted" / "cells"

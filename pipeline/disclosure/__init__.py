@@ -25,12 +25,10 @@ from pipeline.disclosure.work import (
     protect_indicators,
     suppress_indicators,
 )
+from schemas.tables import HIDDEN_BY
 
 __all__ = ["DisclosureError", "Knowledge", "Protection", "Relation", "audit", "protect",
            "summary"]
-
-HIDDEN_BY = ("frequency", "dominance", "secondary")
-
 
 class DisclosureError(RuntimeError):
     """The audit found a primary cell an intruder can narrow to within ±15%."""

@@ -56,7 +56,6 @@ class Model:
     def __init__(self, system: CellSystem, units: np.ndarray, bounds, *, split: bool):
         self.system, self.split = system, split
         self.units = np.asarray(units, dtype=np.int64)
-        self.position = {int(u): j for j, u in enumerate(self.units)}
         m = self.units.size
         self.columns = np.concatenate([self.units, system.N + self.units])
         matrix = system.A[:, self.columns].tocsr()
@@ -115,6 +114,10 @@ class Model:
                       np.concatenate([np.maximum(hi, 0.0), np.maximum(-lo, 0.0)]))
         self._set_columns(np.arange(lo.size), lo, hi)
 
+    def has(self, u: int) -> bool:
+        """Whether the model moves unit u."""
+        return self.unit_position[u] >= 0
+
     def refresh(self, units: np.ndarray, bounds) -> None:
         """Take these units' column bounds from an intruder's bounds, the rest as they are."""
         mine = self.unit_position[units]
@@ -152,7 +155,7 @@ class Model:
     def move(self, u: int, value: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The cheapest table (split model) in which unit u has this value: its (dv, dc) over the
         model's units, or None when no table the intruder cannot rule out has it."""
-        m, j = self.units.size, self.position[u]
+        m, j = self.units.size, int(self.unit_position[u])
         shift = value - self.system.x[u]
         up, down = j, 2 * m + j
         saved = self.col_lo[[up, down]].copy(), self.col_hi[[up, down]].copy()
@@ -174,7 +177,7 @@ class Model:
     def bound(self, u: int, direction: int) -> float:
         """The least (direction -1) or greatest (+1) value of unit u (plain model); `values`
         then holds every unit's value in the table that reaches it, or None."""
-        j = self.position[u]
+        j = int(self.unit_position[u])
         self.highs.changeColCost(j, 1.0)
         self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize if direction > 0
                                         else highspy.ObjSense.kMinimize)

@@ -247,7 +247,7 @@ class Witnesses:
         dc), or None when there is none."""
         for tier in self._tiers(u):
             model = self._model(tier)
-            if u not in model.position:
+            if not model.has(u):
                 return None
             if bounds is not None:
                 model.set_bounds(bounds, where)
