@@ -10,7 +10,9 @@ survey year just ended (param `survey_year`, default: the year before the run's 
 3. **validate** (mapped) types and checks every row against the survey form (E and W rules);
 4. **deduplicate** decides D201/D202 across files and writes the valid layer;
 5. **report** writes the follow-up list and the accounting
-   (rows_read = accepted + rejected + superseded + duplicate, per file and in total);
+   (rows_read = accepted + rejected + superseded + duplicate, per file and in total), and stops
+   a year with no readable row, or with under half the accepted returns of the published
+   version, unless param `allow_shrink` is set (publish checks the same again);
 6. **aggregate** builds the statistical layer (one accepted return per enterprise) and the cells
    of the linked public tables in DuckDB;
 7. **protect** applies disclosure control (monitoring-tables.md §3: primary cells and the
@@ -25,7 +27,10 @@ Any year can be re-run by hand with `survey_year` set; each task replaces only i
 A failed task raises an alert (task log, `alerts/alerts.jsonl` under the data root, and the
 `survey_alerts` HTTP connection if one is set), and so does a run not finished
 `SURVEY_RUN_DEADLINE_HOURS` (default 12) after it was queued. The steps that write a year's
-DuckDB work and the published snapshot share the one-slot pool `survey_duckdb`.
+DuckDB work and the published snapshot share the one-slot pool `survey_duckdb`. Every task holds
+the year's lock (`locks/<year>.lock` under the data root; shared by the per-file tasks), so the
+DAG and a `survey run` never work on one year at once: the run refuses while a task holds it,
+a task waits for the run.
 """
 
 from __future__ import annotations
@@ -93,6 +98,11 @@ ASSETS = [
             None, type=["null", "integer"], minimum=2000, maximum=2100,
             description="Survey year to process; empty means the year before the logical date.",
         ),
+        "allow_shrink": Param(
+            False, type="boolean",
+            description="Publish even if the year has under half the accepted returns of the "
+                        "version it replaces (a year with no readable row is never published).",
+        ),
     },
     tags=["survey", "standardisation", "annual"],
     doc_md=__doc__,
@@ -129,10 +139,10 @@ def annual_standardisation_survey():
         return deduplicate_year(year, validated)
 
     @task(pool=WRITER_POOL)
-    def report(ingested: list[dict], year: int, deduplicated: dict) -> dict:
+    def report(ingested: list[dict], year: int, deduplicated: dict, params=None) -> dict:
         from pipeline.runner import report_year
 
-        return report_year(year, ingested)
+        return report_year(year, ingested, params["allow_shrink"])
 
     @task(pool=WRITER_POOL)
     def aggregate(year: int, reported: dict) -> dict:
@@ -147,10 +157,10 @@ def annual_standardisation_survey():
         return protect_cells(year)
 
     @task(pool=WRITER_POOL, outlets=ASSETS, execution_timeout=timedelta(minutes=30))
-    def publish(year: int, protected: dict, dag_run=None) -> dict:
+    def publish(year: int, protected: dict, dag_run=None, params=None) -> dict:
         from pipeline.runner import publish_tables
 
-        return publish_tables(year, dag_run.run_id, dag_run.start_date)
+        return publish_tables(year, dag_run.run_id, dag_run.start_date, params["allow_shrink"])
 
     year = survey_year()
     ingested = ingest.partial(year=year).expand(path=landed_files(year))

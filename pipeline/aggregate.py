@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import tabulation
-from pipeline.config import Settings
+from pipeline.config import Settings, closed_dir
 from pipeline.sql import statement
 from schemas import reference
 
@@ -23,7 +23,7 @@ PROTECTED_FILES = (PROTECTED_CELLS, DISCLOSURE_RECORD)
 def aggregate_year(settings: Settings, year: int) -> dict:
     """Write statistical/<year>/enterprises.parquet and cells.parquet from the valid layer."""
     out_dir = settings.statistical_dir(year)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    closed_dir(out_dir)
     enterprises, cells = out_dir / "enterprises.parquet", out_dir / "cells.parquet"
     for name in PROTECTED_FILES:
         (out_dir / name).unlink(missing_ok=True)

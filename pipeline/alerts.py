@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from pipeline.config import Settings
+from pipeline.config import CLOSED_FILE, Settings, closed_dir
 
 log = logging.getLogger(__name__)
 ALERTS_CONNECTION = "survey_alerts"
@@ -29,8 +30,11 @@ def raise_alert(alert: dict, settings: Settings | None = None) -> Path:
     settings = settings or Settings.from_env()
     log.error("ALERT %s: %s", alert.get("kind"), json.dumps(alert, ensure_ascii=False))
     path = alerts_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
+    closed_dir(path.parent)
+    # Owner-only even when the callback's process has the default umask: an alert may quote a
+    # file name or a rule's finding.
+    with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, CLOSED_FILE), "a",
+              encoding="utf-8") as f:
         f.write(json.dumps(alert, ensure_ascii=False, default=str) + "\n")
     _send(alert)
     return path

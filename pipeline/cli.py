@@ -12,10 +12,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.config import Settings
+from pipeline.config import Settings, close_new_files
 
 # Piped or in `make`, there is no terminal to size to: tables are wide, so allow them room.
-console = Console(width=shutil.get_terminal_size((140, 40)).columns)
+# Returns and queries print names and values as received: rich's markup ("[/x]"), emoji codes
+# (":x:") and highlighting must not apply to them, so all three are off and styles are explicit.
+_WIDTH = shutil.get_terminal_size((140, 40)).columns
+console = Console(width=_WIDTH, markup=False, emoji=False, highlight=False)
+stderr = Console(width=_WIDTH, markup=False, emoji=False, highlight=False, stderr=True)
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.strip().lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     synth = commands.add_parser("synth", help="write a realistic synthetic year")
     synth.add_argument("--year", type=int, required=True)
-    synth.add_argument("--enterprises", type=int, default=50_000)
+    synth.add_argument("--enterprises", type=_positive, default=50_000)
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument("--fault-share", type=float, default=0.05)
     synth.add_argument("--formats", choices=["all", "csv"], default="all")
@@ -34,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="every step of a year in-process, through publication")
     run.add_argument("--year", type=int, required=True)
+    run.add_argument("--allow-shrink", action="store_true",
+                     help="publish even with under half the accepted returns of the published "
+                     "version (a year with no readable row is never published)")
     run.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
     accounting = commands.add_parser("accounting", help="print a processed year's accounting")
@@ -53,13 +67,53 @@ def main(argv: list[str] | None = None) -> int:
     query = commands.add_parser("query", help="SQL over the published tables "
                                 "(published/monitoring.duckdb: one view per table, every year)")
     query.add_argument("sql")
+    query.add_argument("--restricted", action="store_true",
+                       help="also the restricted tables (enterprises, follow_up, cells), for "
+                       "users with access to their folder")
     query.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
     args = parser.parse_args(argv)
-    settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None) or args.data_dir)
     commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check,
                 "audit": _audit, "query": _query}
-    return commands[args.command](settings, args)
+    try:
+        close_new_files()
+        settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None)
+                                     or args.data_dir)
+        return commands[args.command](settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        sentence = _sentence(e)
+        if sentence is None:
+            raise  # a bug: its traceback is what a developer needs
+        stderr.print(f"survey {args.command}: {sentence}", style="red")
+        return 1
+
+
+def _sentence(error: Exception) -> str | None:
+    """One line for an error a person can act on (a refusal, a missing or unwritable path, a
+    full disk); None for anything else."""
+    from pipeline.disclosure import DisclosureError
+    from pipeline.errors import SurveyError
+    from pipeline.report import AccountingError
+
+    if isinstance(error, SurveyError | DisclosureError | AccountingError):
+        return str(error)
+    if isinstance(error, OSError):
+        if error.strerror and error.filename:
+            return f"{error.strerror}: {error.filename}"
+        return str(error)
+    # DuckDB and polars report a failed read or write (a read-only or full disk) as their own
+    # I/O errors.
+    if type(error).__name__ in ("IOException", "PermissionException") or (
+            type(error).__module__.startswith("polars") and _io_words(str(error))):
+        return str(error).splitlines()[0]
+    return None
+
+
+def _io_words(message: str) -> bool:
+    return any(w in message.lower() for w in ("no space left", "read-only file system",
+                                              "permission denied", "disk quota"))
 
 
 def _synth(settings: Settings, args) -> int:
@@ -77,12 +131,12 @@ def _run(settings: Settings, args) -> int:
     from pipeline.runner import run_year
 
     files = landed_files(settings, args.year)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    progress = Progress(TextColumn("{task.description}", markup=False, style="bold"),
+                        BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
     with progress:
         task = progress.add_task(f"ingest + validate {args.year}", total=len(files))
-        accounting = run_year(settings, args.year,
-                              on_file=lambda name: progress.advance(task))
+        accounting = run_year(settings, args.year, on_file=lambda name: progress.advance(task),
+                              allow_shrink=args.allow_shrink)
     print_accounting(settings, accounting)
     return 0
 
@@ -92,7 +146,7 @@ def _accounting(settings: Settings, args) -> int:
 
     path = settings.output_dir(args.year) / "accounting.json"
     if not path.exists():
-        console.print(f"[red]{args.year} has not been processed: no {path}[/]")
+        stderr.print(f"{args.year} has not been processed: no {path}", style="red")
         return 1
     print_accounting(settings, json.loads(path.read_text(encoding="utf-8")) | {"path": str(path)})
     return 0
@@ -147,12 +201,8 @@ def _audit(settings: Settings, args) -> int:
     """Exit 1 when a cell is recoverable, or the tables disagree with each other or the truth."""
     from pipeline.protect import audit_year
 
-    try:
-        with console.status(f"auditing the published year {args.year}"):
-            report = audit_year(settings, args.year)
-    except FileNotFoundError as e:
-        console.print(str(e), style="red", markup=False)
-        return 1
+    with console.status(f"auditing the published year {args.year}"):
+        report = audit_year(settings, args.year)
     table = Table(title=f"Disclosure audit of {args.year} (monitoring-tables.md §3): the "
                         "narrowest interval an intruder finds, as a share of the true value")
     for column in ("indicator", "primary", "hidden", "narrowest lower", "narrowest upper",
@@ -174,9 +224,9 @@ def _audit(settings: Settings, args) -> int:
         console.print(f"RECOVERABLE {cell['indicator']} of cell {cell['cell']} ({cell['rule']}): "
                       f"{cell['recovered']} bound within 15% of {cell['truth']:g}, "
                       f"[{cell['lower']}, {cell['upper']}], by the {cell['intruder']}",
-                      style="red", markup=False)
+                      style="red")
     for problem in report["disagreements"]:
-        console.print(f"DISAGREEMENT {problem}", style="red", markup=False)
+        console.print(f"DISAGREEMENT {problem}", style="red")
     if report["recoverable_cells"] or report["disagreements"]:
         return 1
     console.print(f"no recoverable cell: every primary cell of {args.year} holds against the "
@@ -189,20 +239,19 @@ def _share(value: float | None) -> str:
 
 
 def _query(settings: Settings, args) -> int:
+    """SQL that reads the published tables, in a DuckDB that can read nothing else."""
     import duckdb
 
-    from pipeline.publish import search_path
+    from pipeline.publish import query_connection, reading_statements
 
-    database = settings.published_dir / "monitoring.duckdb"
-    if not database.exists():
-        console.print(f"[red]nothing published yet: no {database}[/]")
-        return 1
-    con = duckdb.connect(str(database), read_only=True)
+    con = query_connection(settings, restricted=args.restricted)
     try:
-        search_path(con, settings.published_dir.absolute())
-        result = con.sql(args.sql)
-        if result is None:
+        statements = reading_statements(con, args.sql)
+        if not statements:
             return 0
+        for statement in statements[:-1]:
+            con.execute(statement.query)
+        result = con.sql(statements[-1].query)
         table = Table()
         for column in result.columns:
             table.add_column(column)
@@ -210,7 +259,13 @@ def _query(settings: Settings, args) -> int:
             table.add_row(*("" if v is None else f"{v:,.2f}" if isinstance(v, float) else str(v)
                             for v in row))
     except duckdb.Error as e:
-        console.print(f"[red]{e}[/]")
+        stderr.print(str(e), style="red")
+        if isinstance(e, duckdb.CatalogException) and not args.restricted:
+            from schemas.tables import published_tables
+
+            restricted = [name for scope, name in published_tables() if scope == "restricted"]
+            stderr.print(f"the restricted tables ({', '.join(restricted)}) need --restricted, "
+                         "and access to their folder")
         return 1
     finally:
         con.close()
@@ -227,12 +282,17 @@ def _check(settings: Settings, args) -> int:
 
     failed = False
     for path in args.files:
+        if not path.exists() or path.is_dir():
+            stderr.print(f"{path}: " + ("a folder, not a file" if path.is_dir() else
+                                        "no such file"), style="red")
+            failed = True
+            continue
         received = read_received(settings, path)
         report = received.report
         if received.status != "read":
             rule = rules()[report.rule]
-            console.print(f"[bold red]{path}: {report.rule} quarantined[/] — {report.reason}\n"
-                          f"  {rule['message_zh']}\n  {rule['message_en']}")
+            console.print(f"{path}: {report.rule} quarantined", style="bold red", end="")
+            console.print(f" — {report.reason}\n  {rule['message_zh']}\n  {rule['message_en']}")
             failed = True
             continue
         year = args.year or _file_year(received.frame) or date.today().year - 1

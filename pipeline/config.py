@@ -7,7 +7,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.errors import ConfigError
+
 MIB = 1024 * 1024
+#: Folders and files of the closed tiers (everything but landing/, frame/ and the public part of
+#: published/): owner only, whatever umask the process was started with.
+CLOSED_DIR, CLOSED_FILE = 0o700, 0o600
+#: The public part of a snapshot: anyone on the machine may read it.
+OPEN_DIR, OPEN_FILE = 0o755, 0o644
 
 
 @dataclass(frozen=True)
@@ -20,11 +27,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
-        env = os.environ
         settings = cls(
-            data_dir=Path(env.get("SURVEY_DATA_DIR", "data")),
-            max_file_bytes=int(float(env.get("SURVEY_MAX_FILE_MB", 200)) * MIB),
-            max_file_rows=int(env.get("SURVEY_MAX_FILE_ROWS", 1_000_000)),
+            data_dir=Path(os.environ.get("SURVEY_DATA_DIR") or "data"),
+            max_file_bytes=int(_number("SURVEY_MAX_FILE_MB", 200) * MIB),
+            max_file_rows=int(_number("SURVEY_MAX_FILE_ROWS", 1_000_000, whole=True)),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -58,6 +64,35 @@ class Settings:
     @property
     def snapshots_dir(self) -> Path:
         return self.data_dir / "snapshots"
+
+
+def _number(name: str, default: float, whole: bool = False) -> float:
+    """A positive number from the environment, or a ConfigError that names the variable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name} must be {kind} above 0, not {text!r}")
+    return value
+
+
+def close_new_files() -> None:
+    """Create every file and folder owner-only from here on (this process and its children);
+    publication opens up the public tier explicitly."""
+    os.umask(0o077)
+
+
+def closed_dir(path: Path) -> Path:
+    """A folder of a closed tier, made or closed to owner only (mkdir alone leaves an existing
+    folder's mode, and the umask, as they are)."""
+    path.mkdir(mode=CLOSED_DIR, parents=True, exist_ok=True)
+    path.chmod(CLOSED_DIR)
+    return path
 
 
 def survey_year_for(param: int | str | None, logical_date: datetime | None) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.config import Settings
+from pipeline.config import Settings, closed_dir
 from pipeline.ingest import RAW_META_COLUMNS
 from pipeline.sql import statement
 from pipeline.validate import check_returns
@@ -19,7 +19,7 @@ def deduplicate(settings: Settings, year: int, checked_paths: list[str]) -> dict
     # Sorted, so the valid layer's row order does not depend on which worker finished first.
     checked_paths = sorted(str(Path(p)) for p in checked_paths)
     out = settings.valid_path(year)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    closed_dir(out.parent)
     tmp = out.with_suffix(".parquet.tmp")
     checked = _checked(checked_paths)
     con = duckdb.connect()
@@ -46,7 +46,7 @@ def deduplicate(settings: Settings, year: int, checked_paths: list[str]) -> dict
 
 def _checked(checked_paths: list[str]) -> pl.LazyFrame:
     if checked_paths:
-        return pl.scan_parquet(checked_paths)
+        return pl.scan_parquet(checked_paths, glob=False)
     # A year whose every file was quarantined still has a (empty) valid layer.
     empty = pl.DataFrame(schema={c: pl.Utf8 for c in (*RAW_META_COLUMNS, *FORM_COLUMNS)})
     empty = empty.with_columns(pl.col("source_row").cast(pl.Int64))

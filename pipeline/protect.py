@@ -50,7 +50,7 @@ def protect_year(settings: Settings, year: int, workers: int | None = None) -> d
     directory = settings.statistical_dir(year)
     for name in (*PROTECTED_FILES, FAILED_AUDIT):
         (directory / name).unlink(missing_ok=True)  # a failed year leaves nothing to publish
-    cells = pl.read_parquet(directory / "cells.parquet")
+    cells = pl.read_parquet(directory / "cells.parquet", glob=False)
     members = _respondents(directory / "enterprises.parquet", directory / "cells.parquet")
     rules = knowledge()
     protection = protect(_cell_ids(cells), _relations(cells), members, rules, workers)
@@ -204,7 +204,7 @@ def _relations(cells: pl.DataFrame) -> list[Relation]:
 def _read(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: is the year published?")
-    return pl.read_parquet(path)
+    return pl.read_parquet(path, glob=False)
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -22,7 +23,8 @@ import pyarrow.parquet as pq
 
 from pipeline import tabulation
 from pipeline.aggregate import DISCLOSURE_RECORD, PROTECTED_CELLS, connect
-from pipeline.config import Settings
+from pipeline.config import CLOSED_DIR, CLOSED_FILE, OPEN_DIR, OPEN_FILE, Settings
+from pipeline.errors import PublicationRefused, SurveyError
 from pipeline.sql import statement
 from schemas.tables import (
     CONTRACT_VERSION,
@@ -44,7 +46,8 @@ _SNAPSHOT = re.compile(r"^\d{6}$")
 def build_tables(settings: Settings, year: int,
                  accounting: dict) -> dict[tuple[str, str], pl.DataFrame]:
     """Every table of the year as published, each checked against its pandera model."""
-    protected = pl.read_parquet(protected_cells_path(settings, year))
+    # Paths are data: polars would read `[`, `*` or `?` in the data root as a pattern.
+    protected = pl.read_parquet(protected_cells_path(settings, year), glob=False)
     con = connect()
     try:
         con.register("protected", protected.to_arrow())
@@ -64,10 +67,10 @@ def build_tables(settings: Settings, year: int,
         tables[("public", "data_quality_rules")] = con.sql(statement("data_quality_rules")).pl()
     finally:
         con.close()
-    follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet")
+    follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet", glob=False)
     tables[("restricted", "follow_up")] = follow_up.select(FOLLOW_UP_COLUMNS)
     tables[("restricted", "enterprises")] = pl.read_parquet(
-        settings.statistical_dir(year) / "enterprises.parquet")
+        settings.statistical_dir(year) / "enterprises.parquet", glob=False)
     tables[("restricted", "cells")] = protected
     return {key: _checked(key, frame) for key, frame in tables.items()}
 
@@ -123,9 +126,11 @@ def _frame(settings: Settings, year: int, con: duckdb.DuckDBPyConnection) -> boo
 # Writing a snapshot ---------------------------------------------------------------------------
 
 
-def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str) -> dict:
+def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str,
+                 allow_shrink: bool = False) -> dict:
     """Build, check and publish the year's tables; returns the manifest."""
     accounting = json.loads((settings.output_dir(year) / "accounting.json").read_text("utf-8"))
+    refuse_to_shrink(settings, accounting, allow_shrink)
     tables = build_tables(settings, year, accounting)
     snapshots = settings.snapshots_dir
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -133,7 +138,39 @@ def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str)
     # two would number their snapshots alike and the later swap would drop the other's year.
     with open(snapshots / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # Again under the lock: another run may have published the year meanwhile.
+        refuse_to_shrink(settings, accounting, allow_shrink)
         return _publish_locked(settings, year, tables, accounting, run_id, started_at)
+
+
+def refuse_to_shrink(settings: Settings, accounting: dict, allow_shrink: bool) -> None:
+    """Raise PublicationRefused for a year with no readable row, or (unless allow_shrink) with
+    fewer than half the accepted returns of the published version it would replace: an empty or
+    half-copied landing folder must not overwrite good figures."""
+    year, total = accounting["survey_year"], accounting["total"]
+    found = (f"{accounting['files_received']} file(s) landed, "
+             f"{accounting['files_quarantined']} quarantined, {total['rows_read']:,} row(s) read")
+    if total["rows_read"] == 0:
+        raise PublicationRefused(
+            f"{year} is not published: no readable row ({found}); the published {year}, if "
+            "any, stays as it is")
+    published = published_manifest(settings, year)
+    if allow_shrink or published is None:
+        return
+    before = published["accounting"]["accepted"]
+    if total["accepted"] * 2 < before:
+        raise PublicationRefused(
+            f"{year} is not published: {total['accepted']:,} accepted return(s), under half of "
+            f"the {before:,} in the published version (run {published['run_id']}); {found}. "
+            "If the drop is real, run again with --allow-shrink (DAG param allow_shrink)")
+
+
+def published_manifest(settings: Settings, year: int) -> dict | None:
+    """The manifest of the year as published now, or None."""
+    path = settings.published_dir / "manifest" / f"{year}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text("utf-8"))
 
 
 def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dict,
@@ -179,11 +216,28 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
         json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     _write_dictionary(building / "dictionary.csv")
     _write_views(building / "monitoring.duckdb", building)
+    _set_tiers(building, settings)
     final = snapshots / f"{number:06d}"
     building.rename(final)
     _swap_link(settings.published_dir, final)
     _prune(snapshots, keep={final.name, current.name if current else ""})
     return manifest
+
+
+def _set_tiers(snapshot: Path, settings: Settings) -> None:
+    """Open the snapshot's public part (tables, manifests, dictionary, views) to every user of
+    the machine, and close `restricted/` to the owner, whatever the umask. The data root and
+    `snapshots/` get only the right to pass through (not to list), to reach them."""
+    for path in (snapshot, *snapshot.rglob("*")):
+        closed = path.relative_to(snapshot).parts[:1] == ("restricted",)
+        if path.is_dir():
+            path.chmod(CLOSED_DIR if closed else OPEN_DIR)
+        else:
+            path.chmod(CLOSED_FILE if closed else OPEN_FILE)
+    for folder in (settings.data_dir, settings.snapshots_dir):
+        mode = folder.stat().st_mode
+        if mode & 0o011 != 0o011:
+            folder.chmod(stat.S_IMODE(mode) | 0o011)
 
 
 def _current_snapshot(settings: Settings) -> Path | None:
@@ -244,21 +298,82 @@ def _write_dictionary(path: Path) -> None:
 def _write_views(path: Path, snapshot: Path) -> None:
     """monitoring.duckdb: one view per table across all years, over paths relative to the
     published folder, so the views read whichever snapshot `published` points at (open it with
-    `file_search_path` set to the published folder, as `survey query` does, or from inside it)."""
+    `file_search_path` set to the published folder, or from inside it). Each view lists its
+    files: a pattern would be read as a glob across the whole path, data root included."""
     con = duckdb.connect(str(path))
     try:
         search_path(con, snapshot)
         for scope, name in published_tables():
-            # DDL takes no parameters; the pattern is built from fixed table names only.
-            con.execute(f"create view {name} as select * from read_parquet("
-                        f"'{scope}/{name}/*/*.parquet', hive_partitioning = true)")
+            files = [str(f.relative_to(snapshot)) for f in table_files(snapshot, scope, name)]
+            if not files:
+                continue
+            # DDL takes no parameters; the paths are built from fixed table names and years.
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(f"create view {name} as select * from read_parquet([{listed}], "
+                        "hive_partitioning = true, union_by_name = true)")
     finally:
         con.close()
+
+
+def table_files(snapshot: Path, scope: str, name: str) -> list[Path]:
+    """A published table's file of each year, in year order."""
+    return sorted((snapshot / scope / name).glob("survey_year=*/data.parquet"))
 
 
 def search_path(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     """Resolve the views' relative paths against this folder."""
     con.execute("set file_search_path = " + "'" + str(folder).replace("'", "''") + "'")
+
+
+#: What `survey query` runs: statements that read. COPY, ATTACH, EXPORT, SET, INSTALL and the
+#: rest are refused before DuckDB sees them (and the sandbox would stop their file access too).
+READING_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+
+
+def query_connection(settings: Settings, restricted: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per published table across all years, that can read
+    the current snapshot's public tables (and, if asked and the folder is open to this user,
+    its restricted ones) and no other file: no writing, no attaching, no extensions."""
+    link = settings.published_dir
+    if not link.exists():
+        raise SurveyError(f"nothing published yet: no {link}")
+    # Resolved once: a swap while the query runs leaves this snapshot in place for it.
+    snapshot = link.resolve()
+    scopes = ["public"]
+    if restricted:
+        folder = snapshot / "restricted"
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise SurveyError(f"the restricted tables are closed to this user ({folder}): "
+                              "they need the survey office's access to that folder")
+        scopes.append("restricted")
+    con = duckdb.connect()
+    try:
+        for scope, name in published_tables():
+            files = [str(f) for f in table_files(snapshot, scope, name)]
+            if scope in scopes and files:
+                con.read_parquet(files, hive_partitioning=True, union_by_name=True
+                                 ).create_view(name)
+        con.execute("set autoinstall_known_extensions = false")
+        con.execute("set autoload_known_extensions = false")
+        con.execute("set temp_directory = ''")  # spilling would write outside the sandbox
+        con.execute("set allowed_directories = ?", [[f"{snapshot / scope}/" for scope in scopes]])
+        con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def reading_statements(con: duckdb.DuckDBPyConnection, sql: str) -> list:
+    """The statements of `sql`, or SurveyError naming the first that does not only read."""
+    statements = con.extract_statements(sql)
+    for statement_ in statements:
+        kind = statement_.type.name
+        if kind not in READING_STATEMENTS:
+            raise SurveyError(f"survey query only reads: a {kind} statement is not run "
+                              "(use select … from a table; to export, read the Parquet files)")
+    return statements
 
 
 def _swap_link(link: Path, snapshot: Path) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from pipeline.config import Settings
+from pipeline.config import Settings, closed_dir
+from pipeline.spreadsheet import write_csv_for_excel
 from pipeline.sql import statement
 from pipeline.validate import RULES_PATH
 
@@ -22,7 +22,7 @@ class AccountingError(RuntimeError):
 def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
     """Write output/<year>/follow_up.{parquet,csv} and accounting.json; return the accounting."""
     out_dir = settings.output_dir(year)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    closed_dir(out_dir)
     con = duckdb.connect()
     try:
         con.read_parquet(str(settings.valid_path(year))).create_view("returns")
@@ -45,7 +45,7 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
             str(follow_up_path), compression="zstd")
         follow_up_rows = con.execute("select count(*) from read_parquet(?)",
                                      [str(follow_up_path)]).fetchall()[0][0]
-        _write_csv_for_excel(con.read_parquet(str(follow_up_path)), out_dir / "follow_up.csv")
+        write_csv_for_excel(con.read_parquet(str(follow_up_path)).pl(), out_dir / "follow_up.csv")
         per_file = {row[0]: row for row in con.sql(statement("accounting")).fetchall()}
     finally:
         con.close()
@@ -57,14 +57,6 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
         json.dumps(accounting, ensure_ascii=False, indent=1), encoding="utf-8")
     accounting["path"] = str(out_dir / "accounting.json")
     return accounting
-
-
-def _write_csv_for_excel(rows: duckdb.DuckDBPyRelation, path: Path) -> None:
-    """CSV in UTF-8 with BOM, which county offices open straight in Excel."""
-    tmp = path.with_suffix(".csv.tmp")
-    rows.write_csv(str(tmp), header=True)
-    path.write_bytes(b"\xef\xbb\xbf" + tmp.read_bytes())
-    tmp.unlink()
 
 
 def build_accounting(year: int, ingested: list[dict], per_file: dict[str, tuple],

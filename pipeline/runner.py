@@ -6,17 +6,21 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 from pipeline.aggregate import aggregate_year
-from pipeline.config import Settings
+from pipeline.config import Settings, close_new_files
 from pipeline.consolidate import deduplicate
 from pipeline.disclosure import DisclosureError
+from pipeline.errors import SurveyError
 from pipeline.ingest import ingest_file, landed_files
+from pipeline.locks import year_lock
+from pipeline.processes import die_with_parent
 from pipeline.protect import protect_year
-from pipeline.publish import publish_year
+from pipeline.publish import publish_year, refuse_to_shrink
 from pipeline.report import report
 from pipeline.validate import validate_file, validate_files
 
@@ -25,23 +29,28 @@ BATCH_BYTES = 40 * 2**20
 
 
 def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | None = None,
-             workers: int | None = None) -> dict:
-    """Every step of a year in-process, through publication; returns the accounting."""
+             workers: int | None = None, allow_shrink: bool = False) -> dict:
+    """Every step of a year in-process, through publication; returns the accounting. Raises
+    YearBusy at once if another run holds the year, PublicationRefused for a year that would
+    replace its published version with nothing or with under half of it."""
+    close_new_files()
     # Not an Airflow task, so no logical date: the run's start is its own clock.
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    ingested, checked = [], []
-    for result in check_files(settings, year, landed_files(settings, year), workers):
-        ingested.append(result)
-        if result["checked_path"]:
-            checked.append(result["checked_path"])
-        if on_file:
-            on_file(result["source_file"])
-    deduplicate(settings, year, checked)
-    accounting = report(settings, year, ingested)
-    aggregate_year(settings, year)
-    accounting["protection"] = protect_year(settings, year)
-    accounting["manifest"] = publish_year(settings, year, run_id=f"survey-run-{started_at}",
-                                          started_at=started_at)
+    with year_lock(settings, year, wait=False):
+        ingested, checked = [], []
+        for result in check_files(settings, year, landed_files(settings, year), workers):
+            ingested.append(result)
+            if result["checked_path"]:
+                checked.append(result["checked_path"])
+            if on_file:
+                on_file(result["source_file"])
+        deduplicate(settings, year, checked)
+        accounting = report(settings, year, ingested)
+        refuse_to_shrink(settings, accounting, allow_shrink)  # before the costly steps
+        aggregate_year(settings, year)
+        accounting["protection"] = protect_year(settings, year)
+        accounting["manifest"] = publish_year(settings, year, run_id=f"survey-run-{started_at}",
+                                              started_at=started_at, allow_shrink=allow_shrink)
     return accounting
 
 
@@ -59,7 +68,8 @@ def check_files(settings: Settings, year: int, paths: list[Path],
         return
     # spawn, not fork: a forked child of a process that has started polars' threads can deadlock.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context,
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         for batch in pool.map(check, batches):
             yield from batch
 
@@ -68,7 +78,8 @@ def file_batches(paths: list[Path], workers: int,
                  batch_bytes: int = BATCH_BYTES) -> list[list[Path]]:
     """Files grouped to be checked together: a multiple of `workers` batches of about
     batch_bytes or less (a larger file goes alone), largest first, so the cores finish together."""
-    sizes = {path: path.stat().st_size for path in paths}
+    # lstat: a link or a folder is weighed as itself, never followed (ingest sets it aside, F307).
+    sizes = {path: path.lstat().st_size for path in paths}
     count = max(1, -(-sum(sizes.values()) // batch_bytes))
     count = min(len(paths), -(-count // workers) * workers)
     batches: list[list[Path]] = [[] for _ in range(count)]
@@ -96,47 +107,67 @@ def validate_read(settings: Settings, year: int, ingested: dict) -> dict:
     return validate_file(settings, year, ingested["raw_path"])
 
 
-# Task bodies of the DAG: each is one call, reading settings from the environment.
+# Task bodies of the DAG: each is one call, reading settings from the environment, holding
+# the year's lock (shared by the mapped per-file steps) and creating files owner-only.
+
+
+@contextmanager
+def _task(year: int, *, shared: bool = False) -> Iterator[Settings]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    close_new_files()
+    settings = Settings.from_env()
+    try:
+        with year_lock(settings, year, shared=shared):
+            yield settings
+    except (SurveyError, DisclosureError) as e:
+        # A refusal that the same inputs meet again: retrying only delays the alert.
+        raise AirflowFailException(str(e)) from e
 
 
 def landed_paths(year: int) -> list[str]:
-    return [str(p) for p in landed_files(Settings.from_env(), year)]
+    with _task(year, shared=True) as settings:
+        return [str(p) for p in landed_files(settings, year)]
 
 
 def ingest_landed(year: int, path: str) -> dict:
-    return ingest_file(Settings.from_env(), year, path)
+    with _task(year, shared=True) as settings:
+        return ingest_file(settings, year, path)
 
 
 def validate_ingested(year: int, ingested: dict) -> dict:
-    return validate_read(Settings.from_env(), year, ingested)
+    with _task(year, shared=True) as settings:
+        return validate_read(settings, year, ingested)
 
 
 def deduplicate_year(year: int, validated: list[dict]) -> dict:
     checked = [v["checked_path"] for v in validated if v["checked_path"]]
-    return deduplicate(Settings.from_env(), year, checked)
+    with _task(year) as settings:
+        return deduplicate(settings, year, checked)
 
 
-def report_year(year: int, ingested: list[dict]) -> dict:
-    accounting = report(Settings.from_env(), year, list(ingested))
+def report_year(year: int, ingested: list[dict], allow_shrink: bool = False) -> dict:
+    with _task(year) as settings:
+        accounting = report(settings, year, list(ingested))
+        refuse_to_shrink(settings, accounting, allow_shrink)
     return {"path": accounting["path"], **accounting["total"]}
 
 
 def aggregate_statistics(year: int) -> dict:
-    return aggregate_year(Settings.from_env(), year)
+    with _task(year) as settings:
+        return aggregate_year(settings, year)
 
 
 def protect_cells(year: int) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    try:
-        return protect_year(Settings.from_env(), year)
-    except DisclosureError as e:
-        # The same cells fail the same audit: retrying only delays the alert.
-        raise AirflowFailException(str(e)) from e
+    with _task(year) as settings:
+        return protect_year(settings, year)
 
 
-def publish_tables(year: int, run_id: str, started_at: datetime | None) -> dict:
-    manifest = publish_year(Settings.from_env(), year, run_id=run_id,
-                            started_at=started_at.isoformat() if started_at else "")
+def publish_tables(year: int, run_id: str, started_at: datetime | None,
+                   allow_shrink: bool = False) -> dict:
+    with _task(year) as settings:
+        manifest = publish_year(settings, year, run_id=run_id,
+                                started_at=started_at.isoformat() if started_at else "",
+                                allow_shrink=allow_shrink)
     return {"survey_year": year, "tables": len(manifest["tables"]),
             **manifest["accounting"]}

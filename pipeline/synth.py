@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import time
 import unicodedata
 import zipfile
@@ -123,6 +124,7 @@ OUTSIDE_CODES = ["310115", "310104", "320505", "320102", "110108", "440305", "34
 SHAPES = ("csv", "csv_bom", "csv_gb", "xlsx", "jsonl")
 EXT = {"csv": "csv", "csv_bom": "csv", "csv_gb": "csv", "xlsx": "xlsx", "jsonl": "jsonl"}
 OUR_PREFIXES = ("county_", "city_", "online_")
+_ATTACHMENTS = "_attachments"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1672,6 +1674,11 @@ def _damaged(
         _rezip(good, ("xl/media/image1.bin", bytes(6 * 1024 * 1024))),
         "F306",
     )
+    # F307: a folder copied into landing whole, a county's returns inside; never read.
+    attachments = folder / stem(9, _ATTACHMENTS.lstrip("_"))
+    attachments.mkdir()
+    (attachments / "returns.csv").write_bytes(_csv_text(COLUMNS, body[:18]).encode())
+    written.append((attachments.name, "F307"))
     return written
 
 
@@ -1739,6 +1746,9 @@ def synthesize(
     for old in sorted(landing.iterdir()):
         if old.is_file() and old.name.startswith(OUR_PREFIXES):
             old.unlink()
+        elif old.is_dir() and not old.is_symlink() and old.name.startswith(OUR_PREFIXES) \
+                and old.name.endswith(_ATTACHMENTS):
+            shutil.rmtree(old)
     previous = _previous_counts(data_dir, year)
 
     pop = _population(seed, enterprises)

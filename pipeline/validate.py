@@ -9,7 +9,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.config import Settings
+from pipeline.config import Settings, closed_dir
 from pipeline.ingest import RAW_META_COLUMNS, write_working_layer
 from schemas import types
 from schemas.form import (
@@ -17,6 +17,7 @@ from schemas.form import (
     COUNT_COLUMNS,
     FORM_COLUMNS,
     SIZE_LABELS,
+    UNREADABLE,
     FormColumn,
     previous_of,
     return_schema,
@@ -54,10 +55,10 @@ def validate_files(settings: Settings, year: int, raw_paths: list[str | Path]) -
     per check among them), which is most of the time for a file of ten thousand rows.
     """
     raw_paths = [Path(p) for p in raw_paths]
-    raws = [pl.read_parquet(p) for p in raw_paths]
+    raws = [pl.read_parquet(p, glob=False) for p in raw_paths]
     checked = check_returns(pl.concat(raws), year, previous_year_counts(settings, year))
     out_dir = settings.checked_dir(year)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    closed_dir(out_dir)
     counts, start = [], 0
     for raw_path, raw in zip(raw_paths, raws, strict=True):
         rows = checked.slice(start, raw.height)
@@ -79,7 +80,7 @@ def previous_year_counts(settings: Settings, year: int) -> pl.DataFrame | None:
     if not path.exists():
         return None
     return (
-        pl.scan_parquet(path)
+        pl.scan_parquet(path, glob=False)
         .filter(pl.col("outcome") == "accepted")
         .select("credit_code", *(pl.col(c).alias(previous_of(c)) for c in COUNT_COLUMNS))
         .unique("credit_code", keep="first")
@@ -129,12 +130,20 @@ def normalise(raw: pl.DataFrame, year: int) -> pl.DataFrame:
     """Typed values, their cleaned text (…__text) and per-cell status, for checking."""
     columns = list(FORM_COLUMNS.values())
     texts = types.cleaned(raw.select(list(FORM_COLUMNS)))
+    if UNREADABLE not in raw.columns:  # raw frames made without it (tests build such frames)
+        raw = raw.with_columns(pl.Series(UNREADABLE, [[]], dtype=pl.List(pl.Utf8))
+                               .new_from_index(0, raw.height))
     frame = raw.with_columns(
         *(texts[c.name].alias(text_of(c.name)) for c in columns),
         *(pl.col(c.name).alias(f"{c.name}__raw") for c in columns),
     )
     frame = frame.with_columns(*(_typed(c, frame[text_of(c.name)]) for c in columns),
                                pl.lit(year, dtype=pl.Int64).alias("expected_year"))
+    if (frame[UNREADABLE].list.len() > 0).any():
+        # Such a cell's text is what was received (say, JSON text), never a value: E002 says so.
+        frame = frame.with_columns(
+            pl.when(pl.col(UNREADABLE).list.contains(c.name)).then(None)
+            .otherwise(pl.col(c.name)).alias(c.name) for c in columns)
     frame = frame.with_columns(pl.struct(_status(c) for c in columns).alias("cell_status"))
     return frame.drop(f"{c.name}__raw" for c in columns).with_columns(_unread_text(frame))
 

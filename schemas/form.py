@@ -30,6 +30,9 @@ PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$"
 TENFOLD, TENFOLD_FLOOR = 10, 20
 #: Kinds read from text by parsing; a cell of these that does not parse is E002.
 PARSED_KINDS = ("integer", "count", "amount", "datetime")
+#: Raw and normalised rows: the form columns whose cell the reader could not take as one value
+#: (JSON Lines: a nested value, a key named twice). Such a cell is E002 whatever its kind.
+UNREADABLE = "unreadable_columns"
 #: The form columns, leaving out what the validator adds beside them (…__text, previous_…).
 FORM_COLUMN_PATTERN = r"^(?!previous_)(?!expected_year$)(?!.*__text$).*$"
 
@@ -115,8 +118,14 @@ class SurveyReturn(pa.DataFrameModel):
 
     @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E002")
     def readable(cls, data: PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            pl.col(text_of(data.key)).is_null() | pl.col(data.key).is_not_null())
+        readable = pl.lit(True)
+        if FORM_COLUMNS[data.key].kind in PARSED_KINDS:
+            readable = pl.col(text_of(data.key)).is_null() | pl.col(data.key).is_not_null()
+        # Any other kind by the reader's mark only, not by a null value: an enum that is not one
+        # of its values is null too, and is E008, not E002.
+        if UNREADABLE in data.lazyframe.collect_schema().names():
+            readable = readable & ~pl.col(UNREADABLE).list.contains(data.key)
+        return data.lazyframe.select(readable.alias(data.key))
 
     @pa.check(FORM_COLUMN_PATTERN, regex=True, name="E003")
     def in_range(cls, data: PolarsData) -> pl.LazyFrame:
@@ -254,7 +263,7 @@ COUNT_COLUMNS = [c.name for c in FORM_COLUMNS.values() if c.kind == "count"]
 #: The columns a rule declared for the whole form concerns; it is not run on the others.
 RULE_SCOPE = {
     "E001": lambda c: c.required,
-    "E002": lambda c: c.kind in PARSED_KINDS,
+    # E002 runs on every column: its check says what is unreadable for each kind.
     "E003": lambda c: c.kind in ("count", "amount") or c.name == "enterprise_name",
     "W106": lambda c: c.kind == "count",
 }

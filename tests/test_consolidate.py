@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 from conftest import YEAR, good_return, raw_frame
@@ -113,13 +115,17 @@ def test_accounting_refuses_rows_that_do_not_add_up():
 
 
 def test_a_year_with_every_file_quarantined_still_accounts_for_it(tmp_path):
+    from pipeline.errors import PublicationRefused
     from pipeline.runner import run_year
 
     settings = Settings(data_dir=tmp_path)
     landing = settings.landing_dir(YEAR)
     landing.mkdir(parents=True)
     (landing / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64)
-    accounting = run_year(settings, YEAR, workers=1)
+    # Not published (no readable row), but accounted for and listed for follow-up.
+    with pytest.raises(PublicationRefused, match="no readable row"):
+        run_year(settings, YEAR, workers=1)
+    accounting = json.loads((settings.output_dir(YEAR) / "accounting.json").read_text())
     assert accounting["files_quarantined"] == 1 and accounting["total"]["rows_read"] == 0
     assert pl.read_parquet(settings.valid_path(YEAR)).height == 0
     follow_up = pl.read_parquet(accounting["follow_up"]["parquet"])

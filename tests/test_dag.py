@@ -76,7 +76,7 @@ def test_parsing_the_dag_file_is_fast():
     assert float(out[0]) < 1.0
     assert out[1] == "[]", "the DAG file imports heavy libraries at module level"
     # The deadline callback is resolved at parse time: its module must stay light.
-    assert out[2] == "['pipeline.alerts', 'pipeline.config']", out[2]
+    assert out[2] == "['pipeline.alerts', 'pipeline.config', 'pipeline.errors']", out[2]
 
 
 def test_survey_year_defaults_to_the_year_before_the_logical_date():

@@ -171,7 +171,17 @@ F_CASES = {
     "F306-bomb": ("bomb.xlsx", lambda t: zip_bomb()),
     "F306-ragged": ("r.csv", lambda t: (csv_text(ROWS) + "1," * 40 + "\n").encode()),
     "F306-json": ("j.jsonl", lambda t: b'{"credit_code": "1"}\n{not json}\n'),
+    "F306-long-record": ("long.csv", lambda t: csv_text(ROWS).encode() + b"x" * (2**20 + 1)),
+    # F307: the maker makes the entry itself (and returns None).
+    "F307-symlink": ("link.csv", lambda t: _link_to_a_good_file(t / "link.csv")),
+    "F307-folder": ("folder.csv", lambda t: (t / "folder.csv").mkdir()),
 }
+
+
+def _link_to_a_good_file(link: Path) -> None:
+    good = link.with_name("good.csv")
+    good.write_text(csv_text(ROWS), encoding="utf-8")
+    link.symlink_to(good)
 
 
 def _plain_zip() -> bytes:
@@ -185,7 +195,10 @@ def _plain_zip() -> bytes:
 def test_file_rules(tmp_path, case):
     name, make = F_CASES[case]
     limits = {"max_file_rows": 5, "max_file_bytes": 4096} if case.startswith("F305") else {}
-    received = read(tmp_path, name, make(tmp_path), **limits)
+    made = make(tmp_path)
+    if made is not None:
+        (tmp_path / name).write_bytes(made)
+    received = read_received(Settings(data_dir=tmp_path, **limits), tmp_path / name)
     assert received.report.status == "quarantined"
     assert received.report.rule == case[:4], received.report.reason
     assert received.report.reason and received.frame is None

@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.disclosure.audit import Audit
 from pipeline.disclosure.suppress import suppress
 from pipeline.disclosure.system import CellSystem
+from pipeline.processes import die_with_parent
 
 _SYSTEM: CellSystem | None = None
 
@@ -23,6 +24,11 @@ _SYSTEM: CellSystem | None = None
 def _start(*inputs) -> None:
     global _SYSTEM
     _SYSTEM = CellSystem(*inputs)
+
+
+def _start_worker(parent: int, *inputs) -> None:
+    die_with_parent(parent)
+    _start(*inputs)
 
 
 def system() -> CellSystem:
@@ -85,7 +91,8 @@ class Workers:
         if self.count > 1:
             # spawn, not fork: a forked child of a process running polars' threads can deadlock.
             self.pool = ProcessPoolExecutor(self.count - 1, multiprocessing.get_context("spawn"),
-                                            initializer=_start, initargs=inputs)
+                                            initializer=_start_worker,
+                                            initargs=(os.getpid(), *inputs))
             # Starting a process hands it the year's cells, and waits until it has read them
             # (after importing polars): calls go through a thread, so that this one goes on.
             self.dispatch = ThreadPoolExecutor(1)

@@ -1,0 +1,19 @@
+"""Errors a person can act on: the CLI prints them as one line, without a traceback."""
+
+from __future__ import annotations
+
+
+class SurveyError(Exception):
+    """A refusal or a problem the message explains in full (what was found, what to do)."""
+
+
+class PublicationRefused(SurveyError):
+    """Publishing this year would replace good figures with worse ones (monitoring-tables §5)."""
+
+
+class YearBusy(SurveyError):
+    """Another run holds the year's lock."""
+
+
+class ConfigError(SurveyError):
+    """A setting read from the environment is not what it must be."""

@@ -1,0 +1,25 @@
+"""Worker processes that stop with the process that started them."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+#: How often a worker looks for its parent: a killed run's workers are gone within this.
+_WATCH_SECONDS = 0.2
+
+
+def die_with_parent(parent: int) -> None:
+    """A pool's initializer: exit as soon as `parent` is gone, so a killed `survey run` or
+    Airflow task leaves no worker behind to finish (and write) its batch."""
+
+    def watch() -> None:
+        # A child whose parent died is handed to another (init or a subreaper): the pid changes.
+        while os.getppid() == parent:
+            time.sleep(_WATCH_SECONDS)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
