@@ -167,7 +167,7 @@ def deployment(tmp_path_factory):
         p for p in files if p.name.endswith(".xls") or "dump" in p.name][:1]
     for path in files:
         if path not in kept:
-            path.unlink()
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     services = Services(logs)
     pg_port, api_port = free_port(), free_port()
