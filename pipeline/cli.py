@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         sentence = _sentence(e)
         if sentence is None:
             raise  # a bug: its traceback is what a developer needs
-        stderr.print(f"survey {args.command}: {sentence}", style="red")
+        stderr.print(f"survey {args.command}: {sentence}", style="red", soft_wrap=True)
         return 1
 
 

@@ -290,11 +290,16 @@ def test_a_waiting_step_goes_on_when_the_run_ends(tmp_path):
     (("query", "select 1"), {}, "nothing published yet"),
     (("audit", "--year", "2025"), {}, "is missing: is the year published?"),
 ])
-def test_errors_a_person_can_act_on_are_one_line(tmp_path, args, env, says):
-    result = survey(*(a.format(tmp=tmp_path) for a in args), data_dir=tmp_path, **env)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert says in result.stderr.replace("\n", " "), result.stderr
+def test_errors_a_person_can_act_on_are_one_line(tmp_path, monkeypatch, capsys, args, env,
+                                                 says):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:  # in this process: an exception that escapes main is the traceback a person would see
+        code = main(["--data-dir", str(tmp_path), *(a.format(tmp=tmp_path) for a in args)])
+    except SystemExit as usage:  # argparse's one-line usage error
+        code = usage.code
+    assert code not in (0, None)
+    assert says in " ".join(capsys.readouterr().err.split())
 
 
 @pytest.fixture
