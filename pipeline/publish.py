@@ -235,9 +235,10 @@ def _set_tiers(snapshot: Path, settings: Settings) -> None:
         else:
             path.chmod(CLOSED_FILE if closed else OPEN_FILE)
     for folder in (settings.data_dir, settings.snapshots_dir):
-        mode = folder.stat().st_mode
-        if mode & 0o011 != 0o011:
-            folder.chmod(stat.S_IMODE(mode) | 0o011)
+        info = folder.stat()
+        # Only our own: an office's data root (say, a volume owned by root) is its to set.
+        if info.st_uid == os.geteuid() and info.st_mode & 0o011 != 0o011:
+            folder.chmod(stat.S_IMODE(info.st_mode) | 0o011)
 
 
 def _current_snapshot(settings: Settings) -> Path | None:
