@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pipeline.config import Settings, closed_dir
+from pipeline.config import CLOSED_FILE, Settings, closed_dir
 from pipeline.errors import YearBusy
 
 
@@ -19,7 +19,7 @@ def year_lock(settings: Settings, year: int, *, shared: bool = False,
     shared for steps that each write their own file's layers (the DAG's mapped tasks). Without
     `wait`, a lock held by another run raises YearBusy at once."""
     path = closed_dir(settings.data_dir / "locks") / f"{year}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, CLOSED_FILE)
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX)

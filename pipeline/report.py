@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 
 from pipeline.config import Settings, closed_dir
@@ -43,14 +44,13 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
         follow_up_path = out_dir / "follow_up.parquet"
         con.sql("from follow_up union all by name from no_return").write_parquet(
             str(follow_up_path), compression="zstd")
-        follow_up_rows = con.execute("select count(*) from read_parquet(?)",
-                                     [str(follow_up_path)]).fetchall()[0][0]
-        write_csv_for_excel(con.read_parquet(str(follow_up_path)).pl(), out_dir / "follow_up.csv")
+        follow_up = pl.read_parquet(follow_up_path, glob=False)
+        write_csv_for_excel(follow_up, out_dir / "follow_up.csv")
         per_file = {row[0]: row for row in con.sql(statement("accounting")).fetchall()}
     finally:
         con.close()
     accounting = build_accounting(year, ingested, per_file, frame_path.exists())
-    accounting["follow_up"] = {"rows": follow_up_rows,
+    accounting["follow_up"] = {"rows": follow_up.height,
                                "parquet": str(out_dir / "follow_up.parquet"),
                                "csv": str(out_dir / "follow_up.csv")}
     (out_dir / "accounting.json").write_text(
