@@ -49,6 +49,13 @@ DEMO_YEARS := $(shell echo $$(( $(YEAR) - 1 )) $(YEAR))
 DEMO_QUESTION := select region_name as county, value as intl_led, conf_status from by_region \
 	where survey_year = $(YEAR) and region_level = 'county' and indicator = 'intl_led' \
 	order by value desc nulls last limit 10
+# The population (monitoring-tables.md §6): who answered, who was imputed and how, and the
+# imputed share of each headline total.
+DEMO_COVERAGE := select survey_year, frame_enterprises, frame_responded, response_rate, \
+	imputed_ratio, imputed_donor, frame_rejected_codes from data_quality \
+	where region_code = '330000' order by survey_year
+DEMO_IMPUTED := select indicator, value, imputed, imputed_share, conf_status from headline \
+	where survey_year = $(YEAR)
 
 demo: setup $(AIRFLOW_HOME)/airflow.db
 	@for year in $(DEMO_YEARS); do \
@@ -65,6 +72,10 @@ demo: setup $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/survey audit --year $(YEAR)
 	@echo "Which counties led the most international standards in $(YEAR)?"
 	$(BIN)/survey query "$(DEMO_QUESTION)"
+	@echo "Who answered, and who was imputed (ratio: from last year's return; donor: from a like enterprise)?"
+	$(BIN)/survey query "$(DEMO_COVERAGE)"
+	@echo "What share of each headline total of $(YEAR) is imputed?"
+	$(BIN)/survey query "$(DEMO_IMPUTED)"
 
 lint: setup
 	$(BIN)/ruff check dags pipeline schemas tests

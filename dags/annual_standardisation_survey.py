@@ -13,8 +13,10 @@ survey year just ended (param `survey_year`, default: the year before the run's 
    (rows_read = accepted + rejected + superseded + duplicate, per file and in total), and stops
    a year with no readable row, or with under half the accepted returns of the published
    version, unless param `allow_shrink` is set (publish checks the same again);
-6. **aggregate** builds the statistical layer (one accepted return per enterprise) and the cells
-   of the linked public tables in DuckDB;
+6. **aggregate** builds the statistical layer, the year's population (monitoring-tables.md §6):
+   every accepted return, and every enterprise of the survey frame (`frame/<year>.csv`) without
+   one, imputed from its last year's return × its class's trend, or from a donor, and flagged;
+   then the cells of the linked public tables in DuckDB;
 7. **protect** applies disclosure control (monitoring-tables.md §3: primary cells and the
    secondary ones their protection needs, all published as `C`) and proves it with a
    linear-programming audit against both intruders, the informed outsider and a respondent:
@@ -75,7 +77,7 @@ DEADLINE = DeadlineAlert(
 #: Every published table (monitoring-tables.md), as an Asset downstream DAGs can wait for.
 PUBLISHED_TABLES = {
     "public": ("headline", "by_region", "by_industry", "by_size", "by_region_industry",
-               "data_quality", "data_quality_rules"),
+               "data_quality", "data_quality_rules", "indicators"),
     "restricted": ("enterprises", "follow_up", "cells"),
 }
 ASSETS = [

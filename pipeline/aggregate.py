@@ -1,5 +1,6 @@
-"""The statistical layer of a year: one accepted return per enterprise, and the cells of the
-linked public tables with everything disclosure control needs (monitoring-tables.md §1-§2)."""
+"""The statistical layer of a year: one row per enterprise of the population (its accepted
+return, or its imputed values: §6), and the cells of the linked public tables with everything
+disclosure control needs (monitoring-tables.md §1-§2)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pyarrow as pa
 
 from pipeline import tabulation
 from pipeline.config import Settings, closed_dir
+from pipeline.imputation import RETURN_COLUMNS
+from pipeline.population import imputed_enterprises, no_frame, read_frame
 from pipeline.sql import statement
 from schemas import reference
 
@@ -21,25 +24,33 @@ PROTECTED_FILES = (PROTECTED_CELLS, DISCLOSURE_RECORD)
 
 
 def aggregate_year(settings: Settings, year: int) -> dict:
-    """Write statistical/<year>/enterprises.parquet and cells.parquet from the valid layer."""
+    """Write statistical/<year>/enterprises.parquet (the population, imputed enterprises
+    included) and cells.parquet from the valid layer and the survey frame."""
     out_dir = settings.statistical_dir(year)
     closed_dir(out_dir)
     enterprises, cells = out_dir / "enterprises.parquet", out_dir / "cells.parquet"
     for name in PROTECTED_FILES:
         (out_dir / name).unlink(missing_ok=True)
+    frame = read_frame(settings, year)
     con = connect()
     try:
         con.read_parquet(str(settings.valid_path(year))).create_view("returns")
+        con.sql(statement("accepted")).create_view("accepted")
+        returns = con.sql("select " + ", ".join(RETURN_COLUMNS) + " from accepted").pl()
+        imputed = imputed_enterprises(settings, year, frame or no_frame(), returns)
+        con.register("imputed", imputed.to_arrow())
         _write(con.sql(statement("statistical")), enterprises)
         tabulate(con, enterprises)
-        _write(con.sql(statement("cells")), cells)
+        _write(con.sql(statement("cells"), params={"has_frame": frame is not None}), cells)
         counts = con.execute(
             "select (select count(*) from read_parquet(?)), (select count(*) from read_parquet(?))",
             [str(enterprises), str(cells)]).fetchall()[0]
     finally:
         con.close()
+    by_method = imputed["imputation"].value_counts().rows()
     return {"enterprises_path": str(enterprises), "cells_path": str(cells),
-            "enterprises": counts[0], "cells": counts[1]}
+            "enterprises": counts[0], "cells": counts[1], "returns": returns.height,
+            "imputed": {"ratio": 0, "donor": 0} | dict(by_method)}
 
 
 def connect() -> duckdb.DuckDBPyConnection:

@@ -189,6 +189,18 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
             f"manifest {manifest_path.name}); {manifest['disclosure']['hidden_share']:.1%} of "
             f"magnitude cells hidden: {hidden['frequency']:,} with under 3 contributors, "
             f"{hidden['dominance']:,} dominated, {hidden['secondary']:,} to protect them")
+        population = manifest.get("population") or {}
+        if population.get("frame_enterprises") is not None:
+            console.print(
+                f"population:  {population['frame_enterprises']:,} frame enterprises, "
+                f"{population['frame_responded']:,} answered "
+                f"({population['response_rate'] or 0:.1%}); "
+                f"{population['imputed_ratio']:,} imputed from last year's return × the trend, "
+                f"{population['imputed_donor']:,} from a donor; "
+                f"{population['frame_rejected_codes']:,} frame row(s) left out (N402)")
+        else:
+            console.print("population:  no survey frame, so nothing imputed: totals are the "
+                          "accepted returns' sums")
         record = settings.statistical_dir(accounting["survey_year"]) / "disclosure.json"
         if record.exists():
             seconds = json.loads(record.read_text(encoding="utf-8"))["seconds"]
@@ -255,9 +267,9 @@ def _query(settings: Settings, args) -> int:
         table = Table()
         for column in result.columns:
             table.add_column(column)
+        shown = _number_text(result.columns, _decimals(con))
         for row in result.fetchall():
-            table.add_row(*("" if v is None else f"{v:,.2f}" if isinstance(v, float) else str(v)
-                            for v in row))
+            table.add_row(*shown(row))
     except duckdb.Error as e:
         stderr.print(str(e), style="red")
         if isinstance(e, duckdb.CatalogException) and not args.restricted:
@@ -271,6 +283,55 @@ def _query(settings: Settings, args) -> int:
         con.close()
     console.print(table)
     return 0
+
+
+#: Columns holding the value of the row's indicator, in its unit.
+_VALUE_COLUMNS = ("value", "prev_value")
+#: Shares between 0 and 1, shown to 4 decimals.
+_SHARE_COLUMNS = ("imputed_share", "response_rate")
+
+
+def _decimals(con) -> dict[str, int]:
+    """Indicator → decimals to show: 2 for amounts (万元), 0 for counts, as the published
+    `indicators` table gives their units."""
+    import duckdb
+
+    from schemas.tables import AMOUNT_UNIT, INDICATORS
+
+    try:
+        units = dict(con.execute("select indicator, unit from indicators").fetchall())
+    except duckdb.CatalogException:  # a snapshot published before the table existed
+        from schemas.tables import indicators
+
+        units = dict(indicators().select("indicator", "unit").iter_rows())
+    return {i: 2 if units.get(i) == AMOUNT_UNIT else 0 for i in INDICATORS}
+
+
+def _number_text(columns: list[str], decimals: dict[str, int]):
+    """A row's cells as text: an indicator's value (a column `value` beside `indicator`, or a
+    column named after the indicator) as a whole number or with 2 decimals by its unit."""
+    where = columns.index("indicator") if "indicator" in columns else None
+
+    def text(row: tuple) -> list[str]:
+        indicator = row[where] if where is not None else None
+        cells = []
+        for column, value in zip(columns, row, strict=True):
+            places = 2
+            if column in _VALUE_COLUMNS and indicator in decimals:
+                places = decimals[indicator]
+            elif column in decimals:
+                places = decimals[column]
+            elif column in _SHARE_COLUMNS:
+                places = 4
+            if value is None:
+                cells.append("")
+            elif isinstance(value, float):
+                cells.append(f"{value:,.{places}f}")
+            else:
+                cells.append(str(value))
+        return cells
+
+    return text
 
 
 def _check(settings: Settings, args) -> int:

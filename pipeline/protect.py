@@ -53,7 +53,7 @@ def protect_year(settings: Settings, year: int, workers: int | None = None) -> d
     cells = pl.read_parquet(directory / "cells.parquet", glob=False)
     members = _respondents(directory / "enterprises.parquet", directory / "cells.parquet")
     rules = knowledge()
-    protection = protect(_cell_ids(cells), _relations(cells), members, rules, workers)
+    protection = protect(solver_cells(cells), _relations(cells), members, rules, workers)
     refuse_recoverable(protection.findings, directory, year)
     statuses = protection.statuses.with_columns(
         pl.col("cell").str.split("|").list.to_struct(fields=KEY)).unnest("cell")
@@ -97,7 +97,7 @@ def audit_year(settings: Settings, year: int, workers: int | None = None) -> dic
         published / "restricted" / "enterprises" / f"survey_year={year}" / "data.parquet",
         published / "restricted" / "cells" / f"survey_year={year}" / "data.parquet")
     rules = knowledge()
-    findings, effort = audit(_cell_ids(cells), _relations(cells), members, rules,
+    findings, effort = audit(solver_cells(cells), _relations(cells), members, rules,
                              _cell_ids(hidden), workers)
     # Why each cell the tables hide is hidden (restricted `cells` keeps it; a cell shown is
     # counted as shown, whatever that says).
@@ -189,6 +189,13 @@ def _respondents(enterprises: Path, cells: Path) -> pl.DataFrame:
         return _cell_ids(con.sql(statement("respondents")).pl())
     finally:
         con.close()
+
+
+def solver_cells(cells: pl.DataFrame) -> pl.DataFrame:
+    """Cells as the solver takes them. Its `enterprises` bounds a cell's contributors: here the
+    population's, imputed enterprises included (§3: contributors ≤ enterprises + imputed)."""
+    return _cell_ids(cells.with_columns(
+        enterprises=pl.col("enterprises") + pl.col("imputed").fill_null(0)))
 
 
 def _cell_ids(frame: pl.DataFrame) -> pl.DataFrame:

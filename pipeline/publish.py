@@ -25,11 +25,14 @@ from pipeline import tabulation
 from pipeline.aggregate import DISCLOSURE_RECORD, PROTECTED_CELLS, connect
 from pipeline.config import CLOSED_DIR, CLOSED_FILE, OPEN_DIR, OPEN_FILE, Settings
 from pipeline.errors import PublicationRefused, SurveyError
+from pipeline.population import no_frame, read_frame
 from pipeline.sql import statement
 from schemas.tables import (
     CONTRACT_VERSION,
     FORM_VERSION,
+    UNPARTITIONED,
     descriptions,
+    indicators,
     published_tables,
     table_schema,
 )
@@ -62,6 +65,8 @@ def build_tables(settings: Settings, year: int,
             con.register(name, tables[("public", name)].to_arrow())
         _files(accounting, con)
         has_frame = _frame(settings, year, con)
+        con.read_parquet(str(settings.statistical_dir(year) / "enterprises.parquet")
+                         ).create_view("population")
         tables[("public", "data_quality")] = con.sql(
             statement("data_quality"), params={"has_frame": has_frame}).pl()
         tables[("public", "data_quality_rules")] = con.sql(statement("data_quality_rules")).pl()
@@ -72,6 +77,7 @@ def build_tables(settings: Settings, year: int,
     tables[("restricted", "enterprises")] = pl.read_parquet(
         settings.statistical_dir(year) / "enterprises.parquet", glob=False)
     tables[("restricted", "cells")] = protected
+    tables[("public", "indicators")] = indicators()
     return {key: _checked(key, frame) for key, frame in tables.items()}
 
 
@@ -114,13 +120,14 @@ def _files(accounting: dict, con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _frame(settings: Settings, year: int, con: duckdb.DuckDBPyConnection) -> bool:
-    path = settings.frame_path(year)
-    if path.exists():
-        con.read_csv(str(path), all_varchar=True).select(
-            "region_code", "credit_code").create_view("frame")
-        return True
-    con.execute("create temp table frame (region_code varchar, credit_code varchar)")
-    return False
+    """The frame's enterprises (`frame`) and its rows left out (`frame_rejected`), normalised
+    as the population takes them; empty, and False, without a frame."""
+    frame = read_frame(settings, year)
+    found = frame or no_frame()
+    con.register("frame", found.enterprises.select("region_code", "credit_code").to_arrow())
+    con.register("frame_rejected", found.rejected.unique("source_row").select(
+        "region_code").to_arrow())
+    return frame is not None
 
 
 # Writing a snapshot ---------------------------------------------------------------------------
@@ -189,7 +196,7 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
         _link_other_years(current, building, year)
     entries = {}
     for (scope, name), frame in tables.items():
-        relative = Path(scope) / name / f"survey_year={year}" / "data.parquet"
+        relative = table_path(scope, name, year)
         entries[f"{scope}/{name}"] = _write_table(frame, building / relative, scope, name)
         entries[f"{scope}/{name}"]["path"] = str(relative)
     manifest = {
@@ -209,6 +216,7 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
         "accounting": {k: accounting["total"][k] for k in
                        ("rows_read", "accepted", "rejected", "superseded", "duplicate")},
         "disclosure": disclosure_record(settings, year),
+        "population": _population(tables[("public", "data_quality")]),
         "tables": entries,
     }
     (building / "manifest").mkdir(exist_ok=True)
@@ -222,6 +230,16 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
     _swap_link(settings.published_dir, final)
     _prune(snapshots, keep={final.name, current.name if current else ""})
     return manifest
+
+
+#: The province's coverage figures of data_quality, recorded in the manifest (§6).
+POPULATION_FIGURES = ("frame_enterprises", "frame_responded", "response_rate", "imputed_ratio",
+                      "imputed_donor", "frame_rejected_codes")
+
+
+def _population(data_quality: pl.DataFrame) -> dict:
+    province = data_quality.filter(pl.col("region_code") == tabulation.REGION.total)
+    return province.select(POPULATION_FIGURES).row(0, named=True)
 
 
 def _set_tiers(snapshot: Path, settings: Settings) -> None:
@@ -258,7 +276,8 @@ def _link_other_years(current: Path, building: Path, year: int) -> None:
         if path.is_dir() or f"survey_year={year}" in relative.parts:
             continue
         if relative in (Path("manifest") / f"{year}.json", Path("dictionary.csv"),
-                        Path("monitoring.duckdb")):
+                        Path("monitoring.duckdb"),
+                        *(table_path(scope, name, year) for scope, name in UNPARTITIONED)):
             continue
         target = building / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,14 +329,25 @@ def _write_views(path: Path, snapshot: Path) -> None:
                 continue
             # DDL takes no parameters; the paths are built from fixed table names and years.
             listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            hive = str((scope, name) not in UNPARTITIONED).lower()
             con.execute(f"create view {name} as select * from read_parquet([{listed}], "
-                        "hive_partitioning = true, union_by_name = true)")
+                        f"hive_partitioning = {hive}, union_by_name = true)")
     finally:
         con.close()
 
 
+def table_path(scope: str, name: str, year: int) -> Path:
+    """Where a table's file of the year goes in a snapshot (one file for every year for the
+    tables that are not partitioned by year)."""
+    if (scope, name) in UNPARTITIONED:
+        return Path(scope) / name / "data.parquet"
+    return Path(scope) / name / f"survey_year={year}" / "data.parquet"
+
+
 def table_files(snapshot: Path, scope: str, name: str) -> list[Path]:
     """A published table's file of each year, in year order."""
+    if (scope, name) in UNPARTITIONED:
+        return [path] if (path := snapshot / table_path(scope, name, 0)).exists() else []
     return sorted((snapshot / scope / name).glob("survey_year=*/data.parquet"))
 
 
@@ -352,8 +382,8 @@ def query_connection(settings: Settings, restricted: bool = False) -> duckdb.Duc
         for scope, name in published_tables():
             files = [str(f) for f in table_files(snapshot, scope, name)]
             if scope in scopes and files:
-                con.read_parquet(files, hive_partitioning=True, union_by_name=True
-                                 ).create_view(name)
+                con.read_parquet(files, hive_partitioning=(scope, name) not in UNPARTITIONED,
+                                 union_by_name=True).create_view(name)
         con.execute("set autoinstall_known_extensions = false")
         con.execute("set autoload_known_extensions = false")
         con.execute("set temp_directory = ''")  # spilling would write outside the sandbox

@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.config import Settings, closed_dir
+from pipeline.population import read_frame
 from pipeline.spreadsheet import write_csv_for_excel
 from pipeline.sql import statement
 from pipeline.validate import RULES_PATH
@@ -35,21 +36,29 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
             "reason": pa.array([r["reason"] for r in quarantined], pa.string()),
         })).create_view("quarantined")
         con.sql(statement("follow_up")).create_view("follow_up")
-        frame_path = settings.frame_path(year)
-        if frame_path.exists():
-            con.read_csv(str(frame_path), all_varchar=True).create_view("frame")
+        frame = read_frame(settings, year)
+        if frame is not None:
+            con.register("frame", frame.enterprises.to_arrow())
+            con.register("frame_rejected", frame.rejected.with_columns(
+                source_file=pl.lit(frame.source_file)).to_arrow())
             con.sql(statement("no_return")).create_view("no_return")
-        else:  # without a frame there is no N401 (survey-form §6)
+            con.sql(statement("frame_rejected")).create_view("frame_findings")
+        else:  # without a frame there is no N401 or N402 (survey-form §6)
             con.sql("from follow_up limit 0").create_view("no_return")
+            con.sql("from follow_up limit 0").create_view("frame_findings")
         follow_up_path = out_dir / "follow_up.parquet"
-        con.sql("from follow_up union all by name from no_return").write_parquet(
+        con.sql("from follow_up union all by name from no_return "
+                "union all by name from frame_findings").write_parquet(
             str(follow_up_path), compression="zstd")
         follow_up = pl.read_parquet(follow_up_path, glob=False)
         write_csv_for_excel(follow_up, out_dir / "follow_up.csv")
         per_file = {row[0]: row for row in con.sql(statement("accounting")).fetchall()}
     finally:
         con.close()
-    accounting = build_accounting(year, ingested, per_file, frame_path.exists())
+    accounting = build_accounting(year, ingested, per_file, frame is not None)
+    if frame is not None:
+        accounting["frame"] = {"enterprises": frame.enterprises.height,
+                               "rows_rejected": frame.rejected["source_row"].n_unique()}
     accounting["follow_up"] = {"rows": follow_up.height,
                                "parquet": str(out_dir / "follow_up.parquet"),
                                "csv": str(out_dir / "follow_up.csv")}

@@ -15,6 +15,7 @@ import zlib
 from collections import Counter
 from datetime import datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import xlsxwriter
 
 from schemas import reference
 from schemas.form import AWARD_LABELS, FORM_COLUMNS, SIZE_LABELS
+from schemas.tables import MAGNITUDES
 from schemas.types import CREDIT_CODE_ALPHABET, CREDIT_CODE_WEIGHTS
 
 # ---------------------------------------------------------------------------------------------
@@ -53,8 +55,22 @@ SIZE_ZH = {v: k for k, v in SIZE_LABELS.items()}
 AWARD_ZH = {v: k for k, v in AWARD_LABELS.items()}
 DT_CANON = "%Y-%m-%d %H:%M:%S"
 
+# Unit non-response, by size class: the chance of filing nothing in a year (all causes), and
+# within it the share of the population that never files (drawn once from the seed). Small
+# firms are the ones that do not file; a persistent core has no last year's return, so the
+# pipeline meets both ratio (filed last year) and donor (never filed) imputation. At the
+# population's size mix: about 6% a year, 1.8% never; two thirds of a year's non-filers filed
+# the year before.
+NON_FILING = {"micro": 0.09, "small": 0.05, "medium": 0.02, "large": 0.01}
+NEVER_FILING = {"micro": 0.03, "small": 0.012, "medium": 0.005, "large": 0.002}
+# The frame as registers export it: codes in other spellings (survey-form §6 normalises them),
+# invalid codes (N402) and enterprises listed twice. Shares of the frame's enterprises.
+FRAME_LOWER_SHARE, FRAME_FULLWIDTH_SHARE, FRAME_SPACED_SHARE = 0.01, 0.005, 0.005
+FRAME_BAD_CODE_SHARE, FRAME_BAD_CODE_MIN = 0.0002, 2
+FRAME_REPEAT_SHARE, FRAME_REPEAT_MIN = 0.0001, 1
+FRAME_COLUMNS = ["credit_code", "enterprise_name", "region_code", "industry_code", "size_class"]
+
 # Shares of the year's filers; fault_share is the caller's knob.
-NON_FILER_SHARE = 0.05
 RESUBMIT_SHARE = 0.03
 DUPLICATE_SHARE = 0.01
 VARIANT_SHARE = 0.05
@@ -251,6 +267,8 @@ def _population(seed: int, n: int) -> pl.DataFrame:
         ["micro", "small", "medium", "large"],
         np.select([size == "large", size == "medium", size == "small"], [3, 2, 1], 0),
     )
+    # The enterprises that never file: a property of the enterprise, the same every year.
+    never_files = _stream(seed, "pop.never_files").random(n) < _by_size(size, NEVER_FILING)
 
     def base(key: str, p: np.ndarray | float, magnitude: np.ndarray) -> np.ndarray:
         r = _draws(seed, "pop.count", key)
@@ -449,10 +467,15 @@ def _population(seed: int, n: int) -> pl.DataFrame:
         "contact_name": people["contact_name"],
         "contact_phone": people["contact_phone"],
         "activity": level,
+        "never_files": never_files,
     }
     for col, arr in b.items():
         columns[f"{col}_b"] = arr
     return pl.DataFrame(columns)
+
+
+def _by_size(size: pl.Series, table: dict[str, float]) -> np.ndarray:
+    return size.replace_strict(table, return_dtype=pl.Float64).to_numpy()
 
 
 def _gather(table: list[str], idx: np.ndarray) -> pl.Series:
@@ -462,6 +485,77 @@ def _gather(table: list[str], idx: np.ndarray) -> pl.Series:
 
 def _short(county_name: str) -> str:
     return county_name[:-1] if len(county_name) > 2 and county_name[-1] in "区县市" else county_name
+
+
+# ---------------------------------------------------------------------------------------------
+# The frame file (seed only, like the population: every year lists the same enterprises)
+# ---------------------------------------------------------------------------------------------
+
+_PADS = (" {} ", "{} ", " {}", "  {}  ")  # ASCII spaces: what any trim removes
+
+
+def _spelled(codes: pl.Series, spelling: np.ndarray, pad: np.ndarray) -> pl.Series:
+    """Codes as written: 0 as is, 1 lower case, 2 full-width, 3 within spaces. Only the few
+    respelled codes go through Python."""
+    idx = np.flatnonzero(spelling)
+    if not len(idx):
+        return codes
+    written = [
+        code.lower() if s == 1 else _fullwidth(code) if s == 2 else _PADS[p].format(code)
+        for code, s, p in zip(codes.gather(idx).to_list(), spelling[idx], pad[idx], strict=True)
+    ]
+    return codes.clone().scatter(idx, written)
+
+
+def _frame(pop: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frame file's rows, and its N402 rows (source_row as a person counts, header = 1;
+    credit_code as written). Every enterprise once, some codes in other spellings (survey-form
+    §6 normalises them), plus rows whose code fails the check (N402) and enterprises listed a
+    second time in another spelling (counted once), spread among the others."""
+    n = pop.height
+    g = _draws(seed, "frame")
+    rows = pop.select(FRAME_COLUMNS)
+    codes = rows["credit_code"]
+    u = g("spelling").random(n)
+    cuts = np.cumsum([FRAME_LOWER_SHARE, FRAME_FULLWIDTH_SHARE, FRAME_SPACED_SHARE])
+    spelling = np.select([u < cuts[0], u < cuts[1], u < cuts[2]], [1, 2, 3], 0)
+    real = rows.with_columns(credit_code=_spelled(codes, spelling, g("pad").integers(0, 4, n)))
+
+    # N402: a template's code with one character of its body changed and a check character
+    # that does not fit it; a valid code cannot equal it, so it matches no enterprise.
+    k_bad = max(FRAME_BAD_CODE_MIN, round(FRAME_BAD_CODE_SHARE * n))
+    bad = rows[g("bad").choice(n, size=k_bad, replace=k_bad > n)]
+    pos = g("bad_pos").integers(8, 17, k_bad)
+    shift = g("bad_char").integers(1, 31, k_bad)
+    wrong = g("bad_check").integers(1, 31, k_bad)
+    bad_codes = []
+    for code, p, c, w in zip(bad["credit_code"].to_list(), pos, shift, wrong, strict=True):
+        body = code[:p] + CREDIT_CODE_ALPHABET[(CODE_VALUE[code[p]] + c) % 31] + code[p + 1 : 17]
+        right = CODE_VALUE[check_character(body)]
+        bad_codes.append(body + CREDIT_CODE_ALPHABET[(right + w) % 31])
+    bad = bad.with_columns(credit_code=pl.Series(bad_codes, dtype=pl.Utf8))
+
+    # Listed twice: the same row, its code in a spelling other than the first listing's.
+    k_rep = max(FRAME_REPEAT_MIN, round(FRAME_REPEAT_SHARE * n))
+    of = g("repeat").choice(n, size=k_rep, replace=k_rep > n)
+    again = (spelling[of] + g("repeat_spelling").integers(1, 4, k_rep)) % 4
+    repeat = rows[of].with_columns(
+        credit_code=_spelled(codes.gather(of), again, g("repeat_pad").integers(0, 4, k_rep))
+    )
+
+    # Extra row j goes before frame row slot[j] (ties in the order drawn).
+    k = k_bad + k_rep
+    slot = np.concatenate([np.arange(n), g("slot").integers(0, n + 1, k)])
+    extra = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(k, dtype=np.int64)])
+    tie = np.concatenate([np.zeros(n, dtype=np.int64), np.arange(k)])
+    order = np.lexsort((tie, extra, slot))
+    frame = pl.concat([real, bad, repeat])[order]
+    position = np.empty(n + k, dtype=np.int64)
+    position[order] = np.arange(n + k)
+    rejected = pl.DataFrame(
+        {"source_row": position[n : n + k_bad] + 2, "credit_code": bad["credit_code"]}
+    ).sort("source_row")
+    return frame, rejected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,7 +608,14 @@ def _year_values(pop: pl.DataFrame, seed: int, year: int) -> dict[str, np.ndarra
     ]
     award = np.where(g("awarded").random(n) < np.where(active, 0.1, 0.005), level, "none")
     v["innovation_award"] = award
-    v["files"] = g("files").random(n) >= NON_FILER_SHARE
+    # Non-response: the never-filers, and a size-dependent miss this year among the others
+    # (its chance scaled so that the two together give NON_FILING for the size class).
+    size = pop["size_class"]
+    never = pop["never_files"].to_numpy()
+    miss = (_by_size(size, NON_FILING) - _by_size(size, NEVER_FILING)) / (
+        1 - _by_size(size, NEVER_FILING)
+    )
+    v["files"] = ~never & (g("files").random(n) >= miss)
 
     # Submission times: a deadline rush in March; people often type minutes only.
     start = np.datetime64(f"{year + 1}-01-01T00:00:00", "s")
@@ -1087,6 +1188,16 @@ def _variant(py: _Py, col: str, text: str | None, zero_blank: bool = True) -> st
 # ---------------------------------------------------------------------------------------------
 
 
+def _clean_values(pop: pl.DataFrame, v: dict[str, np.ndarray]) -> pl.DataFrame:
+    """What each enterprise would report this year before any fault: the truth of the ones
+    without an accepted return. Counts as integers, amounts in cents (narrow: 1M rows)."""
+    data: dict[str, Any] = {"credit_code": pop["credit_code"], "files": v["files"]}
+    for c in MAGNITUDES:
+        data[c] = pl.Series(v[c], dtype=pl.Int64 if c in AMOUNT_COLS else pl.Int32)
+    data["innovation_award"] = pl.Series(v["innovation_award"].astype(str), dtype=pl.Utf8)
+    return pl.DataFrame(data)
+
+
 def _render(
     pop: pl.DataFrame, v: dict[str, np.ndarray], year: int, filers: np.ndarray
 ) -> pl.DataFrame:
@@ -1142,6 +1253,7 @@ class _Year:
         self.seed, self.year, self.previous = seed, year, previous
         v = _year_values(pop, seed, year)
         self.filers = v["files"]
+        self.clean = _clean_values(pop, v)
         base = _render(pop, v, year, self.filers)
         n = base.height
         g = _draws(seed, "year.layout", year)
@@ -1688,7 +1800,14 @@ def _damaged(
 
 # Beside the truth: the accepted counts of the year, read back as "last year" for rule W106.
 ACCEPTED_COUNTS = "accepted_counts.csv"
-TRUTH_FILES = ("truth_rows.csv", "truth_files.csv", "truth_no_return.csv", ACCEPTED_COUNTS)
+TRUTH_FILES = (
+    "truth_rows.csv",
+    "truth_files.csv",
+    "truth_no_return.csv",
+    "truth_population.csv",
+    "truth_frame.csv",
+    ACCEPTED_COUNTS,
+)
 
 
 def _previous_counts(data_dir: Path, year: int) -> dict[str, dict[str, int]]:
@@ -1754,9 +1873,9 @@ def synthesize(
     pop = _population(seed, enterprises)
     frame_dir = data_dir / "frame"
     frame_dir.mkdir(parents=True, exist_ok=True)
-    pop.select(
-        "credit_code", "enterprise_name", "region_code", "industry_code", "size_class"
-    ).write_csv(frame_dir / f"{year}.csv", quote_style="necessary")
+    frame, frame_rejected = _frame(pop, seed)
+    frame.write_csv(frame_dir / f"{year}.csv", quote_style="necessary")
+    del frame
 
     frame_codes = pop["credit_code"]
     y = _Year(seed, year, pop, previous, fault_share, formats, max_rows)
@@ -1793,9 +1912,15 @@ def synthesize(
         "files": len(files),
         "rows": sum(f[3] or 0 for f in files),
         "quarantined": sum(f[3] is None for f in files),
+        "frame_rejected": frame_rejected.height,
+        "non_filers": int((~y.filers).sum()),
     }
     if truth:
-        summary.update(_truth(data_dir, year, y, outside, frame_codes, previous, files, per_file))
+        summary.update(
+            _truth(
+                data_dir, year, y, outside, frame_codes, frame_rejected, previous, files, per_file
+            )
+        )
     else:
         # Truth of an earlier run would now describe other files; so would its counts for W106.
         for name in TRUTH_FILES:
@@ -1810,6 +1935,7 @@ def _truth(
     y: _Year,
     outside: pl.DataFrame,
     frame_codes: pl.Series,
+    frame_rejected: pl.DataFrame,
     previous: dict,
     files: list,
     per_file: list,
@@ -1855,6 +1981,9 @@ def _truth(
         for j, (o, _) in zip(judged, decided, strict=True)
         if o == "accepted"
     }
+    frame_rejected.write_csv(synth / "truth_frame.csv")
+    _population_truth(y.clean, accepted).write_csv(synth / "truth_population.csv")
+    y.clean = None
     frame_codes = frame_codes.to_list()
     _write_table(
         synth / "truth_no_return.csv",
@@ -1874,6 +2003,49 @@ def _truth(
         "rules": dict(sorted(rules.items())),
         "no_return": sum(1 for c in frame_codes if c not in accepted),
     }
+
+
+def _population_truth(clean: pl.DataFrame, accepted: dict[str, dict]) -> pl.DataFrame:
+    """One row per frame enterprise: its accepted return's values as the oracle typed them,
+    else what it would have reported (clean values). Sums over it are the whole-frame truth."""
+    columns = ["credit_code", *MAGNITUDES, "innovation_award"]
+    schema = {c: pl.Float64 if c in AMOUNT_COLS else pl.Int32 for c in MAGNITUDES}
+    get = itemgetter(*columns)  # one C call per return, not one Python loop per column
+    got = pl.DataFrame(
+        [get(v) for v in accepted.values()],
+        schema={"credit_code": pl.Utf8, **schema, "innovation_award": pl.Utf8},
+        orient="row",
+    )
+    # Typed amounts are rounded to 2 decimals, so their cents are whole.
+    got = got.with_columns(
+        (pl.col(c) * 100).round(0).cast(pl.Int64) for c in MAGNITUDES if c in AMOUNT_COLS
+    )
+    stray = got.join(clean, on="credit_code", how="anti")
+    if stray.height:
+        raise RuntimeError(f"accepted returns of enterprises not in the frame: {stray.height}")
+    got = got.join(clean.select("credit_code", "files"), on="credit_code")
+    rest = clean.join(got.select("credit_code"), on="credit_code", how="anti")
+    table = pl.concat(
+        [
+            got.with_columns(accepted=pl.lit(1, pl.Int8)),
+            rest.with_columns(accepted=pl.lit(0, pl.Int8)),
+        ],
+        how="diagonal",
+    )
+    money = {
+        c: pl.concat_str(
+            (pl.col(c) // 100).cast(pl.Utf8),
+            pl.lit("."),
+            (pl.col(c) % 100).cast(pl.Utf8).str.zfill(2),
+        )
+        for c in MAGNITUDES
+        if c in AMOUNT_COLS
+    }
+    return (
+        table.with_columns(files=pl.col("files").cast(pl.Int8), **money)
+        .select("credit_code", "files", "accepted", *MAGNITUDES, "innovation_award")
+        .sort("credit_code")
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

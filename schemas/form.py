@@ -219,6 +219,49 @@ class SurveyReturn(pa.DataFrameModel):
         return data.lazyframe.select(digits.str.contains(PHONE_PATTERN))
 
 
+#: survey-form §6: the columns of a survey frame, frame/<year>.csv.
+FRAME_COLUMNS = ("credit_code", "enterprise_name", "region_code", "industry_code", "size_class")
+
+
+class SurveyFrame(pa.DataFrameModel):
+    """A row of the survey frame, normalised as a return's cells are. A row failing a check is
+    N402: it cannot be placed or matched, so it is left out of the population (monitoring-tables
+    §6) and listed for follow-up."""
+
+    credit_code: str | None = pa.Field(nullable=True)
+    enterprise_name: str | None = pa.Field(nullable=True)
+    region_code: str | None = pa.Field(nullable=True)
+    industry_code: str | None = pa.Field(nullable=True)
+    size_class: str | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = False
+        coerce = False
+
+    @pa.check("credit_code", name="N402")
+    def valid_credit_code(cls, data: PolarsData) -> pl.LazyFrame:
+        # E004 and E005 as for a return: the alphabet and length, then the check character.
+        code = pl.col(data.key)
+        right = code.map_batches(credit_code_check_ok, return_dtype=pl.Boolean)
+        return data.lazyframe.select(
+            (code.str.contains(CREDIT_CODE_PATTERN) & right).fill_null(False))
+
+    @pa.check("region_code", name="N402")
+    def county(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).is_in(reference.county_codes())
+                                     .fill_null(False))
+
+    @pa.check("industry_code", name="N402")
+    def industry(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).is_in(reference.industry_classes())
+                                     .fill_null(False))
+
+    @pa.check("size_class", name="N402")
+    def size(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).is_in(list(SIZE_LABELS.values()))
+                                     .fill_null(False))
+
+
 def statistical_size_class() -> pl.Expr:
     """The 2017 size class: the largest class whose employee and revenue bounds are both met."""
     employees, revenue = pl.col("employees"), pl.col("revenue")

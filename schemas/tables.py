@@ -4,6 +4,7 @@ every column described in English and Chinese."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
@@ -42,14 +43,28 @@ def _field(en: str, zh: str, **checks) -> object:
 class Measures(pa.DataFrameModel):
     """§2: the columns every public table has after its own dimension columns."""
 
-    indicator: str = _field("indicator name (monitoring-tables.md §1)", "指标名称",
-                            isin=list(INDICATORS))
-    value: float | None = _field("the cell's value; null when confidential",
-                                 "数值；保密时为空", nullable=True, ge=0)
+    indicator: str = _field(
+        "indicator name (monitoring-tables.md §1); its names, unit and definition are in the "
+        "table `indicators`", "指标名称；中英文名称、计量单位和定义见 indicators 表",
+        isin=list(INDICATORS))
+    value: float | None = _field(
+        "the cell's value, a total over the year's population: accepted returns plus imputed "
+        "non-respondents of the survey frame (enterprises_reporting: accepted returns only); "
+        "null when confidential",
+        "数值，覆盖当年总体：有效报表加上调查名录内未报企业的插补值（enterprises_reporting 仅含有效"
+        "报表）；保密时为空", nullable=True, ge=0)
     contributors: int | None = _field(
         "enterprises with a non-zero value in the cell; null when confidential",
         "该格中数值非零的企业数；保密时为空", nullable=True, ge=0)
     enterprises: int = _field("accepted enterprises in the cell", "该格中的有效企业数", ge=0)
+    imputed: int | None = _field(
+        "frame enterprises in the cell with no accepted return, imputed (monitoring-tables.md "
+        "§6); null without a survey frame",
+        "该格中调查名录内未报、其数值经插补的企业数；无调查名录时为空", nullable=True, ge=0)
+    imputed_share: float | None = _field(
+        "the imputed part of the value, as a share of it; null when the value is hidden, 0 or "
+        "there is no survey frame",
+        "数值中插补部分所占比例；数值保密、为 0 或无调查名录时为空", nullable=True, ge=0, le=1)
     conf_status: str = _field("SDMX CONF_STATUS: F free, C confidential (hidden to protect "
                               "respondents; which rule hid it is not published)",
                               "保密状态：F 公开，C 保密（为保护填报单位而隐藏，不公布隐藏原因）",
@@ -63,7 +78,8 @@ class Measures(pa.DataFrameModel):
     def hidden_values_are_null(cls, data: PolarsData) -> pl.LazyFrame:
         free = pl.col("conf_status") == "F"
         return data.lazyframe.select(
-            free == (pl.col("value").is_not_null() & pl.col("contributors").is_not_null()))
+            (free == (pl.col("value").is_not_null() & pl.col("contributors").is_not_null()))
+            & (free | pl.col("imputed_share").is_null()))
 
     @pa.dataframe_check(name="counts_are_free")
     def counts_are_free(cls, data: PolarsData) -> pl.LazyFrame:
@@ -152,6 +168,18 @@ class DataQualityTable(pa.DataFrameModel):
     response_rate: float | None = _field("frame_responded / frame_enterprises",
                                          "回收率：有报表企业数 / 名录企业数",
                                          nullable=True, ge=0, le=1)
+    imputed_ratio: int | None = _field(
+        "frame enterprises without a return imputed from their last year's return by the "
+        "class trend (monitoring-tables.md §6); null without a frame",
+        "按上年报表与同类趋势插补的名录内未报企业数；无名录时为空", nullable=True, ge=0)
+    imputed_donor: int | None = _field(
+        "frame enterprises without a return imputed from a donor of this year; null without a "
+        "frame", "按本年同类供体企业插补的名录内未报企业数；无名录时为空", nullable=True, ge=0)
+    frame_rejected_codes: int | None = _field(
+        "frame rows left out of the population (N402: a credit code failing E004/E005, or an "
+        "invalid region, industry or size); null without a frame",
+        "未计入总体的名录行数（N402：信用代码不合规，或地区、行业、规模代码无效）；无名录时为空",
+        nullable=True, ge=0)
 
     class Config:
         strict = True
@@ -212,6 +240,11 @@ class CellsTable(pa.DataFrameModel):
     enterprises: int = _field("accepted enterprises in the cell", "该格中的有效企业数", ge=0)
     top1: float = _field("the largest single contribution", "最大单个企业贡献", ge=0)
     top2: float = _field("the second largest single contribution", "第二大单个企业贡献", ge=0)
+    imputed: int | None = _field("imputed enterprises in the cell; null without a frame",
+                                 "该格中的插补企业数；无调查名录时为空", nullable=True, ge=0)
+    imputed_value: float | None = _field(
+        "the part of the value from imputed enterprises; null without a frame",
+        "数值中来自插补企业的部分；无调查名录时为空", nullable=True, ge=0)
     hidden_by: str | None = _field(
         "why the cell is hidden: frequency (under 3 contributors), dominance (two largest over "
         "85%), secondary (to protect others); null when published",
@@ -225,6 +258,47 @@ class CellsTable(pa.DataFrameModel):
         ordered = True
 
 
+INDICATOR_KINDS = ("magnitude", "enterprise_count")
+
+
+class IndicatorsTable(pa.DataFrameModel):
+    """§1-§2 public `indicators`: what each indicator is, its unit and what its total covers."""
+
+    indicator: str = _field("indicator name (monitoring-tables.md §1)", "指标名称",
+                            isin=list(INDICATORS), unique=True)
+    name_zh: str = _field("name in Chinese", "中文名称")
+    name_en: str = _field("name in English", "英文名称")
+    unit: str = _field("unit: 项 standards, 件 patents, 人 persons, 万元 10,000 yuan, 家 "
+                       "enterprises", "计量单位")
+    kind: str = _field("magnitude (a sum over enterprises) or enterprise_count",
+                       "类别：magnitude 数量合计，enterprise_count 企业数",
+                       isin=list(INDICATOR_KINDS))
+    definition_zh: str = _field("definition in Chinese: what the total covers", "中文定义")
+    definition_en: str = _field("definition in English: what the total covers", "英文定义")
+
+    class Config:
+        strict = True
+        ordered = True
+
+    @pa.dataframe_check(name="every_indicator_of_its_kind")
+    def every_indicator(cls, data: PolarsData) -> pl.LazyFrame:
+        listed = pl.col("indicator").n_unique() == len(INDICATORS)
+        kind = pl.when(pl.col("indicator").is_in(list(MAGNITUDES))).then(
+            pl.lit("magnitude")).otherwise(pl.lit("enterprise_count"))
+        return data.lazyframe.select((listed & (pl.col("kind") == kind)).alias("listed"))
+
+
+INDICATORS_PATH = Path(__file__).resolve().parent / "indicators.csv"
+AMOUNT_UNIT = "万元"
+
+
+@cache
+def indicators() -> pl.DataFrame:
+    """schemas/indicators.csv, in §1 order: the public `indicators` table."""
+    table = pl.read_csv(INDICATORS_PATH, infer_schema=False)
+    order = {name: i for i, name in enumerate(INDICATORS)}
+    return table.sort(pl.col("indicator").replace_strict(order, default=len(order)))
+
 #: Every published table: (scope, name) → its model. Public tables never hold identities.
 TABLES: dict[tuple[str, str], type[pa.DataFrameModel]] = {
     ("public", "headline"): Headline,
@@ -234,9 +308,12 @@ TABLES: dict[tuple[str, str], type[pa.DataFrameModel]] = {
     ("public", "by_region_industry"): ByRegionIndustryTable,
     ("public", "data_quality"): DataQualityTable,
     ("public", "data_quality_rules"): DataQualityRulesTable,
+    ("public", "indicators"): IndicatorsTable,
     ("restricted", "follow_up"): FollowUpTable,
     ("restricted", "cells"): CellsTable,
 }
+#: Tables that are one file for every year (not partitioned by survey_year).
+UNPARTITIONED = frozenset({("public", "indicators")})
 #: Columns that identify or reach an enterprise: never in a public table.
 IDENTIFYING_COLUMNS = ("credit_code", "enterprise_name", "contact_name", "contact_phone")
 
@@ -256,12 +333,21 @@ def table_schema(scope: str, name: str) -> pa.DataFrameSchema:
                               checks=schema.checks, strict=True, ordered=True, name=name)
 
 
+#: §6: how a frame enterprise without a return was imputed (null for a return).
+IMPUTATIONS = ("ratio", "donor")
+#: Required form columns an imputed enterprise has no value for: they are not imputed (§6), and
+#: its name comes from the frame, which may lack it.
+NOT_IMPUTED = ("enterprise_name", "employees", "revenue", "contact_name", "contact_phone",
+               "submitted_at")
+
+
 def _enterprises_schema() -> pa.DataFrameSchema:
-    """§4 restricted `enterprises`: every form column as validated, plus tabulation codes."""
+    """§4 restricted `enterprises`: every accepted return with every form column as validated,
+    plus tabulation codes; and every imputed enterprise of the frame (§6)."""
     from schemas.form import FORM_COLUMNS
 
     columns = {
-        c.name: pa.Column(c.dtype, nullable=not c.required, metadata={
+        c.name: pa.Column(c.dtype, nullable=not c.required or c.name in NOT_IMPUTED, metadata={
             "en": f"survey form column {c.name}" + (f" ({c.unit})" if c.unit else ""),
             "zh": c.label_zh + (f"（{c.unit}）" if c.unit else "")})
         for c in FORM_COLUMNS.values()
@@ -271,16 +357,40 @@ def _enterprises_schema() -> pa.DataFrameSchema:
         "section_code": ("GB/T 4754 section of industry_code", "行业门类"),
         "division_code": ("GB/T 4754 division of industry_code", "行业大类"),
         "warnings": ("W rule ids the return was accepted with", "有效报表的警告规则编号"),
-        "cell_status": ("per form column: R as reported, N normalised, B blank (survey-form §5)",
-                        "各字段取值方式：R 原样，N 经规范化，B 空白按默认值"),
-        "source_file": ("file the return came from", "来源文件"),
-        "source_row": ("row in that file (header = row 1)", "来源行号（表头为第 1 行）"),
+        "cell_status": ("per form column: R as reported, N normalised, B blank, I imputed "
+                        "(survey-form §5)",
+                        "各字段取值方式：R 原样，N 经规范化，B 空白按默认值，I 插补"),
+        "imputation": ("ratio or donor for an imputed frame enterprise without a return "
+                       "(monitoring-tables.md §6); null for a return",
+                       "插补方法：ratio 按上年报表与趋势，donor 按供体；有效报表为空"),
+        "donor_credit_code": ("the donor whose values were copied (donor imputation only)",
+                              "供体企业的统一社会信用代码（仅供体插补）"),
+        "source_file": ("file the return came from; null for an imputed enterprise",
+                        "来源文件；插补企业为空"),
+        "source_row": ("row in that file (header = row 1); null for an imputed enterprise",
+                       "来源行号（表头为第 1 行）；插补企业为空"),
     }
     for column, (en, zh) in extra.items():
-        columns[column] = pa.Column(nullable=column == "warnings",
-                                    metadata={"en": en, "zh": zh})
+        columns[column] = pa.Column(
+            nullable=column in ("warnings", "imputation", "donor_credit_code", "source_file",
+                                "source_row"),
+            checks=[pa.Check.isin(list(IMPUTATIONS))] if column == "imputation" else None,
+            metadata={"en": en, "zh": zh})
+    required = [c.name for c in FORM_COLUMNS.values() if c.required]
+    imputed = pl.col("imputation").is_not_null()
+    complete = pa.Check(
+        lambda data: data.lazyframe.select(
+            pl.when(imputed).then(
+                pl.all_horizontal(pl.col("source_file", "source_row").is_null())
+                & (pl.col("donor_credit_code").is_not_null() == (pl.col("imputation") == "donor")))
+            .otherwise(pl.all_horizontal(pl.col(*required, "source_file", "source_row")
+                                         .is_not_null())
+                       & pl.col("donor_credit_code").is_null())
+            .alias("complete")),
+        name="returns_complete_imputations_sourced",
+        error="a return lacks a required column or its source, or an imputed enterprise has one")
     return pa.DataFrameSchema(columns, strict=True, ordered=True, name="enterprises",
-                              unique=["credit_code"])
+                              unique=["credit_code"], checks=[complete])
 
 
 def published_tables() -> list[tuple[str, str]]:

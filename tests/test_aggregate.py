@@ -1,4 +1,5 @@
-"""The statistical layer against a plain recomputation from the accepted rows of a small year."""
+"""The statistical layer against a plain recomputation from the accepted rows of a small year
+and its imputed enterprises."""
 
 from __future__ import annotations
 
@@ -13,14 +14,27 @@ from schemas.tables import ENTERPRISE_COUNTS, MAGNITUDES, PROVINCE, TOTAL
 LEVELS = ("intl", "national", "industry", "local", "group")
 
 
-def recomputed(valid: pl.DataFrame) -> pl.DataFrame:
-    """Every cell of the linked tables, summed in plain polars from the accepted rows."""
-    accepted = valid.filter(pl.col("outcome") == "accepted").with_columns(
+def population(settings, year: int) -> pl.DataFrame:
+    """The accepted rows of the valid layer, and the imputed enterprises (§6) beside them."""
+    valid = pl.read_parquet(settings.valid_path(year))
+    imputed = pl.read_parquet(settings.statistical_dir(year) / "enterprises.parquet").filter(
+        pl.col("imputation").is_not_null())
+    columns = ["credit_code", "region_code", "industry_code", "size_class", "innovation_award",
+               *MAGNITUDES]
+    return pl.concat([
+        valid.filter(pl.col("outcome") == "accepted").select(columns).with_columns(
+            imputed=pl.lit(False)),
+        imputed.select(columns).with_columns(imputed=pl.lit(True))])
+
+
+def recomputed(population: pl.DataFrame) -> pl.DataFrame:
+    """Every cell of the linked tables, summed in plain polars over the population."""
+    accepted = population.with_columns(
         county=pl.col("region_code"),
         city=pl.col("region_code").str.slice(0, 4) + "00",
         section=pl.col("industry_code").replace_strict(reference.class_sections()),
         division=pl.col("industry_code").str.slice(0, 2),
-        enterprises_reporting=pl.lit(1.0),
+        enterprises_reporting=(~pl.col("imputed")).cast(pl.Float64),
         enterprises_leading=(pl.max_horizontal(*(f"{x}_led" for x in LEVELS)) > 0).cast(
             pl.Float64),
         enterprises_awarded=(pl.col("innovation_award") != "none").cast(pl.Float64),
@@ -44,7 +58,9 @@ def recomputed(valid: pl.DataFrame) -> pl.DataFrame:
                 indicator=pl.lit(indicator),
                 value=value.sum(),
                 contributors=(value > 0).sum().cast(pl.Int64),
-                enterprises=pl.len().cast(pl.Int64),
+                enterprises=(~pl.col("imputed")).sum().cast(pl.Int64),
+                imputed=pl.col("imputed").sum().cast(pl.Int64),
+                imputed_value=value.filter(pl.col("imputed")).sum(),
                 top1=value.sort(descending=True).first(),
                 top2=value.sort(descending=True).get(1, null_on_oob=True).fill_null(0.0),
             ))
@@ -52,20 +68,21 @@ def recomputed(valid: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("year", YEARS)
-def test_cells_equal_a_plain_recomputation_from_the_accepted_rows(two_years, year):
+def test_cells_equal_a_plain_recomputation_from_the_population(two_years, year):
     settings, _ = two_years
     cells = pl.read_parquet(settings.statistical_dir(year) / "cells.parquet")
-    expected = recomputed(pl.read_parquet(settings.valid_path(year)))
+    expected = recomputed(population(settings, year))
     keys = ["region_code", "industry_code", "size_class", "indicator"]
     joined = cells.join(expected, on=keys, how="full", coalesce=True, suffix="_expected")
     # Cells without enterprises are published (every region, every size class) as zeros.
     empty = joined.filter(pl.col("value_expected").is_null())
     assert (empty["enterprises"] == 0).all() and (empty["value"] == 0).all()
+    assert (empty["imputed"] == 0).all()
     assert joined["value"].null_count() == 0, "a recomputed cell is missing from the layer"
     both = joined.filter(pl.col("value_expected").is_not_null())
-    for column in ("value", "top1", "top2"):
+    for column in ("value", "top1", "top2", "imputed_value"):
         assert (both[column] - both[f"{column}_expected"]).abs().max() < 1e-6, column
-    for column in ("contributors", "enterprises"):
+    for column in ("contributors", "enterprises", "imputed"):
         assert (both[column] == both[f"{column}_expected"]).all(), column
     regions = set(cells.filter(pl.col("industry_code") == TOTAL)["region_code"])
     assert regions == {r["code"] for r in reference.regions()}
@@ -79,16 +96,19 @@ def test_every_additive_relation_holds(two_years):
     assert {f"{PROVINCE}|{TOTAL}|{TOTAL}", f"330100|{TOTAL}|{TOTAL}"} <= parents
     value = {(cell_id(r[:3]), r[3]): r[4] for r in cells.select(
         "region_code", "industry_code", "size_class", "indicator", "value").rows()}
+    imputed = {(cell_id(r[:3]), r[3]): r[4] for r in cells.select(
+        "region_code", "industry_code", "size_class", "indicator", "imputed").rows()}
     for indicator in ("intl_led", "std_spending", "enterprises_reporting"):
         for parent, children in links:
             total = sum(value[(child, indicator)] for child in children)
             assert abs(value[(parent, indicator)] - total) < 1e-6, (parent, indicator)
+            assert imputed[(parent, indicator)] == sum(imputed[(c, indicator)] for c in children)
 
 
 def test_published_free_cells_are_the_recomputed_values(two_years):
     settings, _ = two_years
     year = YEARS[-1]
-    expected = recomputed(pl.read_parquet(settings.valid_path(year))).filter(
+    expected = recomputed(population(settings, year)).filter(
         (pl.col("industry_code") == TOTAL) & (pl.col("size_class") == TOTAL))
     by_region = pl.read_parquet(settings.published_dir / "public" / "by_region"
                                 / f"survey_year={year}" / "data.parquet")

@@ -55,11 +55,17 @@ def test_every_file_read_or_quarantined_as_the_truth_says(processed, year):
 
 
 @pytest.mark.parametrize("year", YEARS)
-def test_no_return_list_matches_the_truth(processed, year):
+def test_no_return_and_frame_rejected_lists_match_the_truth(processed, year):
     settings, _ = processed
     follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet")
     got = set(follow_up.filter(pl.col("rule_id") == "N401")["credit_code"])
     assert got == {t["credit_code"] for t in truth(settings, year, "truth_no_return.csv")}
+    # The frame's rows left out (N402), with the row a person sees on opening it.
+    rejected = follow_up.filter(pl.col("rule_id") == "N402")
+    assert set(rejected["source_file"]) == {f"frame/{year}.csv"}
+    assert set(zip(rejected["source_row"].cast(pl.Utf8), rejected["value_received"],
+                   strict=True)) == {(t["source_row"], t["credit_code"])
+                                     for t in truth(settings, year, "truth_frame.csv")}
 
 
 @pytest.mark.parametrize("year", YEARS)

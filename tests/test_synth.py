@@ -7,13 +7,16 @@ import io
 import json
 import re
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import fastexcel
 import pytest
 
-from pipeline.synth import Oracle, decide, synthesize
+from pipeline.synth import TRUTH_FILES, Oracle, credit_code_ok, decide, synthesize
+from schemas import reference
 from schemas.form import FORM_COLUMNS
+from schemas.tables import MAGNITUDES
 
 N = 2_000
 SEED = 11
@@ -83,16 +86,24 @@ def _table(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _generate(root: Path) -> None:
-    for year in (FIRST, SECOND):
-        synthesize(year, N, SEED, root, max_rows=MAX_ROWS)
+def _generate(root: Path) -> dict[int, dict]:
+    return {year: synthesize(year, N, SEED, root, max_rows=MAX_ROWS) for year in (FIRST, SECOND)}
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
+def generated(tmp_path_factory) -> tuple[Path, dict[int, dict]]:
     path = tmp_path_factory.mktemp("synth")
-    _generate(path)
-    return path
+    return path, _generate(path)
+
+
+@pytest.fixture(scope="module")
+def root(generated) -> Path:
+    return generated[0]
+
+
+@pytest.fixture(scope="module")
+def summaries(generated) -> dict[int, dict]:
+    return generated[1]
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +240,13 @@ def test_clean_rows_have_valid_credit_codes(root, files):
     assert checked > 0.85 * N
 
 
+def _frame_codes(root: Path, year: int) -> set[str]:
+    """The frame's enterprises: codes normalised as survey-form §6 says, N402 rows left out."""
+    junk = {int(r["source_row"]) for r in _table(root / "synth" / str(year) / "truth_frame.csv")}
+    frame = _table(root / "frame" / f"{year}.csv")
+    return {_nfkc(r["credit_code"]).upper() for i, r in enumerate(frame) if i + 2 not in junk}
+
+
 def test_frame_holds_non_filers(root, files):
     frame = _table(root / "frame" / f"{SECOND}.csv")
     assert list(frame[0]) == [
@@ -238,7 +256,9 @@ def test_frame_holds_non_filers(root, files):
         "industry_code",
         "size_class",
     ]
-    codes = {r["credit_code"] for r in frame}
+    # Codes in other spellings, N402 rows and a repeated enterprise are in the file too.
+    assert len(frame) > N
+    codes = _frame_codes(root, SECOND)
     assert len(codes) == N
     no_return = {
         r["credit_code"] for r in _table(root / "synth" / str(SECOND) / "truth_no_return.csv")
@@ -301,3 +321,170 @@ def test_csv_only_mode_still_has_faults(tmp_path):
     expected |= {"F303", "F304", "F305", "F306", "D201", "D202"}
     assert expected <= ids, sorted(expected - ids)
     assert len(list((tmp_path / "landing" / str(SECOND)).iterdir())) < 25
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-response, the population's truth and the frame's variants
+# ---------------------------------------------------------------------------------------------
+
+
+def _population(root: Path, year: int) -> dict[str, dict]:
+    rows = _table(root / "synth" / str(year) / "truth_population.csv")
+    return {r["credit_code"]: r for r in rows}
+
+
+def _sizes(root: Path, year: int) -> dict[str, str]:
+    return {
+        _nfkc(r["credit_code"]).upper(): r["size_class"]
+        for r in _table(root / "frame" / f"{year}.csv")
+    }
+
+
+def test_non_filers_are_mostly_small_and_micro(root, summaries):
+    for year in (FIRST, SECOND):
+        population, sizes = _population(root, year), _sizes(root, year)
+        non_filers = [c for c, r in population.items() if r["files"] == "0"]
+        assert len(non_filers) == summaries[year]["non_filers"]
+        assert 0.04 * N < len(non_filers) < 0.08 * N
+        by_size = Counter(sizes[c] for c in non_filers)
+        assert by_size["micro"] + by_size["small"] >= 0.9 * len(non_filers), by_size
+        rate = {
+            s: by_size[s] / sum(1 for c in population if sizes[c] == s) for s in ("micro", "small")
+        }
+        assert rate["micro"] > rate["small"], rate
+        # A non-filer has no accepted return; "no_return" counts every frame enterprise without.
+        assert all(population[c]["accepted"] == "0" for c in non_filers)
+        no_return = sum(1 for r in population.values() if r["accepted"] == "0")
+        assert no_return == summaries[year]["no_return"] > len(non_filers)
+
+
+def test_second_year_non_filers_partly_filed_the_year_before(root):
+    before, now = _population(root, FIRST), _population(root, SECOND)
+    non_filers = [c for c, r in now.items() if r["files"] == "0"]
+    filed_before = [c for c in non_filers if before[c]["files"] == "1"]
+    # Most missed one year (ratio imputation); a persistent core never files (donor).
+    assert 0.4 * len(non_filers) < len(filed_before) < 0.9 * len(non_filers)
+    accepted_before = [c for c in non_filers if before[c]["accepted"] == "1"]
+    assert 0 < len(accepted_before) < len(non_filers)
+
+
+def test_population_truth_covers_the_frame(root):
+    for year in (FIRST, SECOND):
+        rows = _table(root / "synth" / str(year) / "truth_population.csv")
+        assert list(rows[0]) == [
+            "credit_code",
+            "files",
+            "accepted",
+            *MAGNITUDES,
+            "innovation_award",
+        ]
+        codes = [r["credit_code"] for r in rows]
+        assert codes == sorted(codes) and set(codes) == _frame_codes(root, year)
+        assert len(codes) == N
+        accepted = {r["credit_code"] for r in rows if r["accepted"] == "1"}
+        no_return = _table(root / "synth" / str(year) / "truth_no_return.csv")
+        assert {r["credit_code"] for r in no_return} == set(codes) - accepted
+        counts = _table(root / "synth" / str(year) / "accepted_counts.csv")
+        assert {r["credit_code"] for r in counts} == accepted
+        # Its count columns are the accepted counts, enterprise by enterprise.
+        population = {r["credit_code"]: r for r in rows}
+        for r in counts:
+            for c in MAGNITUDES:
+                if c in r:
+                    assert population[r["credit_code"]][c] == r[c], (r["credit_code"], c)
+        for r in rows:
+            for lv in ("intl", "national", "industry", "local", "group"):
+                assert 0 <= int(r[f"{lv}_led"]) <= int(r[f"{lv}_involved"])
+            assert re.fullmatch(r"[0-9]+\.[0-9]{2}", r["std_spending"])
+            assert r["innovation_award"] in ("none", "county", "city", "province")
+
+
+def _typed(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def test_population_truth_is_the_accepted_returns_as_read_back(root, files):
+    """An accepted enterprise's row holds its accepted return's values (as read from disk);
+    one whose rows were all rejected holds what it would have filed: its rejected row but
+    for the faulted cell."""
+    population = _population(root, SECOND)
+    truth = {
+        (t["source_file"], int(t["source_row"])): t["outcome"]
+        for t in _table(root / "synth" / str(SECOND) / "truth_rows.csv")
+    }
+    oracle = Oracle(SECOND, {})
+    columns = [*MAGNITUDES, "innovation_award"]
+    seen, near = set(), set()
+    for name, rows in files[SECOND].items():
+        for row, cells in rows:
+            _, _, values = oracle.check(cells)
+            code = values["credit_code"]
+            if truth[(name, row)] == "accepted":
+                assert [population[code][c] for c in columns] == [
+                    _typed(values[c]) for c in columns
+                ], (name, row)
+                seen.add(code)
+            elif code in population and population[code]["accepted"] == "0":
+                differ = [
+                    c
+                    for c in columns
+                    if values[c] is not None and _typed(values[c]) != population[code][c]
+                ]
+                assert len(differ) <= 1, (name, row, differ)
+                near.add(code)
+    assert seen == {c for c, r in population.items() if r["accepted"] == "1"}
+    rejected = {c for c, r in population.items() if r["files"] == "1" and r["accepted"] == "0"}
+    # Rejected for a mangled credit code, an enterprise is not found under its own code.
+    assert len(near) > 0.6 * len(rejected) and near <= rejected
+
+
+def test_frame_variants_and_rejected_rows(root, summaries):
+    path = root / "frame" / f"{SECOND}.csv"
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == [
+        "credit_code",
+        "enterprise_name",
+        "region_code",
+        "industry_code",
+        "size_class",
+    ]
+    written = [line[0] for line in lines[1:]]
+    lower = [c for c in written if c != c.upper()]
+    full = [c for c in written if any("\uff10" <= ch <= "\uff5a" for ch in c)]
+    spaced = [c for c in written if c != c.strip()]
+    assert lower and full and spaced, (len(lower), len(full), len(spaced))
+    assert len(lower) + len(full) + len(spaced) < 0.05 * N
+
+    junk = _table(root / "synth" / str(SECOND) / "truth_frame.csv")
+    assert list(junk[0]) == ["source_row", "credit_code"]
+    assert len(junk) == max(2, round(0.0002 * N)) == summaries[SECOND]["frame_rejected"]
+    real = _frame_codes(root, SECOND)
+    counties, classes = set(reference.county_codes()), set(reference.industry_classes())
+    for j in junk:
+        line = lines[int(j["source_row"]) - 1]  # the header is row 1
+        assert line[0] == j["credit_code"]
+        code = _nfkc(line[0]).upper()
+        assert not credit_code_ok(code) and _check_char(code[:17]) != code[17]
+        assert len(code) == 18 and set(code) <= set(ALPHABET)  # E005, not E004
+        assert code not in real
+        assert line[2] in counties and line[3] in classes
+        assert line[4] in ("large", "medium", "small", "micro")
+    # A code listed twice counts once: normalised, some real code appears on two rows.
+    listed = Counter(_nfkc(c).upper() for c in written)
+    twice = [c for c, k in listed.items() if k > 1]
+    assert twice and set(twice) <= real
+    assert len(written) == N + len(junk) + sum(listed[c] - 1 for c in twice)
+    # Every written code of the population normalises to a valid code.
+    assert all(credit_code_ok(c) for c in real)
+
+
+def test_no_truth_removes_every_truth_file(tmp_path):
+    synthesize(FIRST, 400, SEED, tmp_path, max_rows=500)
+    folder = tmp_path / "synth" / str(FIRST)
+    assert {"truth_population.csv", "truth_frame.csv"} <= set(TRUTH_FILES)
+    assert all((folder / name).exists() for name in TRUTH_FILES)
+    summary = synthesize(FIRST, 400, SEED, tmp_path, max_rows=500, truth=False)
+    assert not any((folder / name).exists() for name in TRUTH_FILES)
+    assert summary["frame_rejected"] == 2 and summary["non_filers"] > 0
+    assert "no_return" not in summary

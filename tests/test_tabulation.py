@@ -67,8 +67,9 @@ def test_each_table_shows_its_cells(two_years):
     count = dict(shown.group_by("table_name").len().rows())
     assert count["headline"] == 1 and count["by_size"] == 5
     assert count["by_region"] == len(reference.regions())
+    # An industry is tabulated where its population has an enterprise, imputed ones included.
     with_enterprises = cells.filter((pl.col("indicator") == "enterprises_reporting")
-                                    & (pl.col("value") > 0))
+                                    & (pl.col("enterprises") + pl.col("imputed") > 0))
     sections = with_enterprises.filter((pl.col("region_code") == PROVINCE)
                                        & (pl.col("industry_code").str.len_chars() == 1))
     divisions = with_enterprises.filter((pl.col("region_code") == PROVINCE)
@@ -100,14 +101,15 @@ def enterprises() -> pl.DataFrame:
     return frame.with_columns(
         *(pl.lit(1, dtype=pl.Int64).alias(m) for m in MAGNITUDES
           if m not in ("std_spending", "financing_amount")),
-        financing_amount=pl.lit(0.0), innovation_award=pl.lit("none"))
+        financing_amount=pl.lit(0.0), innovation_award=pl.lit("none"),
+        imputation=pl.lit(None, pl.Utf8))
 
 
-def cells_of(frame: pl.DataFrame) -> pl.DataFrame:
+def cells_of(frame: pl.DataFrame, has_frame: bool = False) -> pl.DataFrame:
     con = connect()
     con.register("enterprises", frame.to_arrow())
     con.sql(statement("contributions")).create_view("contributions")
-    return con.sql(statement("cells")).pl()
+    return con.sql(statement("cells"), params={"has_frame": has_frame}).pl()
 
 
 def test_a_new_breakdown_is_one_declaration(monkeypatch):

@@ -204,4 +204,11 @@ class Model:
 
     def _run(self):
         self.highs.run()
+        status = self.highs.getModelStatus()
+        if status == _OPTIMAL or status == _INFEASIBLE or status in _UNBOUNDED:
+            return status
+        # A long chain of warm starts can leave the simplex in numerical trouble, which HiGHS
+        # reports as Unknown: the same LP from a cold start settles it.
+        self.highs.clearSolver()
+        self.highs.run()
         return self.highs.getModelStatus()

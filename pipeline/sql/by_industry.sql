@@ -20,6 +20,8 @@ select
     cells.value,
     cells.contributors,
     cells.enterprises,
+    cells.imputed,
+    cells.imputed_share,
     cells.conf_status
 from shown as cells
 join levels on levels.industry_code = cells.industry_code

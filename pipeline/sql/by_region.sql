@@ -11,6 +11,8 @@ select
     cells.value,
     cells.contributors,
     cells.enterprises,
+    cells.imputed,
+    cells.imputed_share,
     cells.conf_status,
     case when previous.conf_status = 'F' then previous.value end as prev_value,
     case

@@ -8,6 +8,8 @@ select
     cells.value,
     cells.contributors,
     cells.enterprises,
+    cells.imputed,
+    cells.imputed_share,
     cells.conf_status
 from shown as cells
 join indicators on indicators.indicator = cells.indicator

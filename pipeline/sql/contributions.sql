@@ -1,7 +1,7 @@
--- grain: one row per accepted enterprise, cell it counts in and indicator: what the enterprise
--- adds to that cell (monitoring-tables.md §1). An enterprise counts in one cell per placement of
--- the tabulation (pipeline/tabulation.py): the province, its city and county, its section and
--- division, its size class, its city × section.
+-- grain: one row per enterprise of the population, cell it counts in and indicator: what the
+-- enterprise adds to that cell (monitoring-tables.md §1), and whether it is imputed (§6). An
+-- enterprise counts in one cell per placement of the tabulation (pipeline/tabulation.py): the
+-- province, its city and county, its section and division, its size class, its city × section.
 -- input: enterprises (statistical layer), region_ancestors / industry_ancestors /
 -- size_ancestors (code, level, ancestor), placements (region_level, industry_level, size_level)
 with reported as (
@@ -11,6 +11,7 @@ with reported as (
             region_code,
             industry_code,
             size_class,
+            imputation is not null as imputed,
             intl_led::double as intl_led,
             intl_involved::double as intl_involved,
             national_led::double as national_led,
@@ -31,13 +32,14 @@ with reported as (
             std_staff::double as std_staff,
             std_spending::double as std_spending,
             financing_amount::double as financing_amount,
-            1.0::double as enterprises_reporting,
+            -- accepted returns only; every other indicator covers the population
+            (imputation is null)::double as enterprises_reporting,
             (greatest(intl_led, national_led, industry_led, local_led, group_led) > 0)::double
                 as enterprises_leading,
             (innovation_award <> 'none')::double as enterprises_awarded
         from enterprises
     )
-    on columns(* exclude (credit_code, region_code, industry_code, size_class))
+    on columns(* exclude (credit_code, region_code, industry_code, size_class, imputed))
     into name indicator value value
 )
 
@@ -47,7 +49,8 @@ select
     industry.ancestor as industry_code,
     size.ancestor as size_class,
     reported.indicator,
-    reported.value
+    reported.value,
+    reported.imputed
 from reported
 cross join placements
 join region_ancestors as region

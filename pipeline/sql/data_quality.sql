@@ -1,8 +1,10 @@
 -- grain: one row per region at every level, plus 000000 'unknown' for rows whose region could
 -- not be read (public `data_quality`, monitoring-tables.md §4)
 -- input: returns (the valid layer), files (every landed file: source_file, status), frame
--- (region_code, credit_code; empty without a frame), regions, region_rollup (a county, or
--- 000000, to every region its rows count in: pipeline/tabulation.py); parameter: has_frame
+-- (region_code, credit_code of the frame's enterprises; empty without a frame), frame_rejected
+-- (region_code as received of each N402 row), population (the statistical layer: region_code,
+-- imputation), regions, region_rollup (a county, or 000000, to every region its rows count in:
+-- pipeline/tabulation.py); parameter: has_frame
 with located as (
     -- a row whose region is not a county code counts for 'unknown' (and the province)
     select
@@ -60,6 +62,27 @@ frame_counts as (
     group by region_rollup.ancestor
 ),
 
+imputed_counts as (
+    select
+        region_rollup.ancestor as region_code,
+        count(*) filter (where population.imputation = 'ratio') as imputed_ratio,
+        count(*) filter (where population.imputation = 'donor') as imputed_donor
+    from population
+    join region_rollup on region_rollup.code = population.region_code
+    where population.imputation is not null
+    group by region_rollup.ancestor
+),
+
+rejected_counts as (
+    -- a row left out for its region code counts for 'unknown' (and the province)
+    select region_rollup.ancestor as region_code, count(*) as frame_rejected_codes
+    from frame_rejected
+    left join regions as counties
+        on counties.code = frame_rejected.region_code and counties.level = 'county'
+    join region_rollup on region_rollup.code = coalesce(counties.code, '000000')
+    group by region_rollup.ancestor
+),
+
 areas as (
     select code as region_code, level as region_level from regions
     union all
@@ -88,9 +111,15 @@ select
     case
         when $has_frame and frame_counts.frame_enterprises > 0
             then frame_counts.frame_responded / frame_counts.frame_enterprises
-    end as response_rate
+    end as response_rate,
+    case when $has_frame then coalesce(imputed_counts.imputed_ratio, 0) end as imputed_ratio,
+    case when $has_frame then coalesce(imputed_counts.imputed_donor, 0) end as imputed_donor,
+    case when $has_frame then coalesce(rejected_counts.frame_rejected_codes, 0) end
+        as frame_rejected_codes
 from areas
 cross join quarantined
 left join row_counts using (region_code)
 left join frame_counts using (region_code)
+left join imputed_counts using (region_code)
+left join rejected_counts using (region_code)
 order by areas.region_code = '000000', areas.region_code

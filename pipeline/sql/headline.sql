@@ -8,6 +8,8 @@ select
     by_region.value,
     by_region.contributors,
     by_region.enterprises,
+    by_region.imputed,
+    by_region.imputed_share,
     by_region.conf_status,
     by_region.prev_value,
     by_region.yoy_pct

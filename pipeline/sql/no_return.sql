@@ -1,6 +1,7 @@
 -- grain: one row per frame enterprise of the survey year with no accepted return (rule N401),
 -- with the contact details of its latest return of any outcome, where it filed one
--- input: frame (the survey frame), returns (the valid layer), rules
+-- input: frame (the survey frame's enterprises, codes normalised: pipeline/population.py),
+-- returns (the valid layer), rules
 with accepted as (
     select distinct credit_code from returns where outcome = 'accepted'
 ),

@@ -1,5 +1,6 @@
 -- grain: one row per public cell table, cell it shows (pipeline/tabulation.py) and indicator,
--- as published: a hidden cell's value and contributors are null, whatever a table's SQL does
+-- as published: a hidden cell's value, contributors and imputed share are null, whatever a
+-- table's SQL does
 -- input: protected (statistical cells_protected: every cell, true values, conf_status),
 -- table_cells (table_name and the cells it shows)
 select
@@ -7,7 +8,12 @@ select
     protected.* replace (
         case when protected.conf_status = 'F' then protected.value end as value,
         case when protected.conf_status = 'F' then protected.contributors end as contributors
-    )
+    ),
+    -- the imputed part of a free, non-zero value (null without a frame: imputed_value is null)
+    case
+        when protected.conf_status = 'F' and protected.value > 0
+            then round(protected.imputed_value / protected.value, 4)
+    end as imputed_share
 from protected
 join table_cells
     on table_cells.region_code = protected.region_code
