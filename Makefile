@@ -21,7 +21,7 @@ ENTERPRISES ?= 50000
 SEED ?= 1
 BENCH_ROWS ?= 1000000
 
-.PHONY: help setup demo test lint bench clean postgres compose-config
+.PHONY: help setup demo test lint bench clean postgres compose-config fonts chromium
 
 help:
 	@echo "make demo   set up .venv from uv.lock, synthesise $(ENTERPRISES) enterprises for two years, run the DAG for each, publish and audit"
@@ -49,6 +49,7 @@ DEMO_YEARS := $(shell echo $$(( $(YEAR) - 1 )) $(YEAR))
 DEMO_QUESTION := select region_name as county, value as intl_led, conf_status from by_region \
 	where survey_year = $(YEAR) and region_level = 'county' and indicator = 'intl_led' \
 	order by value desc nulls last limit 10
+WORKBOOKS := $(SURVEY_DATA_DIR)/output/$(YEAR)/follow_up
 # The population (monitoring-tables.md §6): who answered, who was imputed and how, and the
 # imputed share of each headline total.
 DEMO_COVERAGE := select survey_year, frame_enterprises, frame_responded, response_rate, \
@@ -57,7 +58,7 @@ DEMO_COVERAGE := select survey_year, frame_enterprises, frame_responded, respons
 DEMO_IMPUTED := select indicator, value, imputed, imputed_share, conf_status from headline \
 	where survey_year = $(YEAR)
 
-demo: setup $(AIRFLOW_HOME)/airflow.db
+demo: setup fonts $(AIRFLOW_HOME)/airflow.db
 	@for year in $(DEMO_YEARS); do \
 		rm -rf $(SURVEY_DATA_DIR)/landing/$$year $(SURVEY_DATA_DIR)/synth/$$year; \
 		$(BIN)/survey synth --year $$year --enterprises $(ENTERPRISES) --seed $(SEED) || exit 1; \
@@ -76,6 +77,9 @@ demo: setup $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/survey query "$(DEMO_COVERAGE)"
 	@echo "What share of each headline total of $(YEAR) is imputed?"
 	$(BIN)/survey query "$(DEMO_IMPUTED)"
+	@echo "The $(YEAR) report for the leadership (open it in a browser; it needs no network):"
+	@echo "  $(SURVEY_DATA_DIR)/published/report/$(YEAR)/index.html"
+	@echo "County follow-up workbooks written for $(YEAR): $$(ls $(WORKBOOKS)/*.xlsx | wc -l) in $(WORKBOOKS)/"
 
 lint: setup
 	$(BIN)/ruff check dags pipeline schemas tests
@@ -89,11 +93,25 @@ postgres:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			$(SUDO) apt-get install -y -qq postgresql > /dev/null; }
 
+# The report's charts are measured with Debian's CJK fonts; the browser test opens the report in
+# Debian's Chromium. Both packages are installed once, when missing.
+fonts:
+	@ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc > /dev/null 2>&1 || { \
+		echo "installing Debian's fonts-noto-cjk package"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$(SUDO) apt-get install -y -qq fonts-noto-cjk > /dev/null; }
+
+chromium: fonts
+	@test -x /usr/bin/chromium || { \
+		echo "installing Debian's chromium package"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$(SUDO) apt-get install -y -qq chromium > /dev/null; }
+
 # docker-compose.yml through a real compose parser (docker-compose 1.29 from PyPI, into .tools/).
 compose-config:
 	ops/compose-config.sh
 
-test: setup lint compose-config postgres
+test: setup lint compose-config postgres chromium
 	$(BIN)/python -m pytest
 
 bench: setup

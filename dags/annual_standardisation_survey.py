@@ -9,7 +9,8 @@ survey year just ended (param `survey_year`, default: the year before the run's 
    with its F rule;
 3. **validate** (mapped) types and checks every row against the survey form (E and W rules);
 4. **deduplicate** decides D201/D202 across files and writes the valid layer;
-5. **report** writes the follow-up list and the accounting
+5. **report** writes the follow-up list (with one XLSX workbook per county office) and the
+   accounting
    (rows_read = accepted + rejected + superseded + duplicate, per file and in total), and stops
    a year with no readable row, or with under half the accepted returns of the published
    version, unless param `allow_shrink` is set (publish checks the same again);
@@ -23,7 +24,10 @@ survey year just ended (param `survey_year`, default: the year before the run's 
    a year with a recoverable cell stops here, unpublished;
 8. **publish** checks every table against its contract and swaps the year in atomically; each
    published table is an Asset (`x-survey://published/<scope>/<table>`) other DAGs can be
-   scheduled on.
+   scheduled on;
+9. **yearly_report** builds the leadership's report from the public tables
+   (`published/report/<year>/index.html`: charts as inline SVG, no script, no request) and swaps
+   it into the published snapshot the same way.
 
 Any year can be re-run by hand with `survey_year` set; each task replaces only its own output.
 A failed task raises an alert (task log, `alerts/alerts.jsonl` under the data root, and the
@@ -164,11 +168,17 @@ def annual_standardisation_survey():
 
         return publish_tables(year, dag_run.run_id, dag_run.start_date, params["allow_shrink"])
 
+    @task(pool=WRITER_POOL)
+    def yearly_report(year: int, published: dict) -> dict:
+        from pipeline.runner import yearly_report_page
+
+        return yearly_report_page(year)
+
     year = survey_year()
     ingested = ingest.partial(year=year).expand(path=landed_files(year))
     validated = validate.partial(year=year).expand(ingested=ingested)
     reported = report(ingested, year, deduplicate(validated, year))
-    publish(year, protect(year, aggregate(year, reported)))
+    yearly_report(year, publish(year, protect(year, aggregate(year, reported))))
 
 
 annual_standardisation_survey()

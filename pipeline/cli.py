@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--year", type=int, required=True)
     audit.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
+    report = commands.add_parser("report", help="write a published year's report for the "
+                                 "leadership (published/report/<year>/index.html)")
+    report.add_argument("--year", type=int, required=True)
+    report.add_argument("--data-dir", type=Path, dest="sub_data_dir")
+
     query = commands.add_parser("query", help="SQL over the published tables "
                                 "(published/monitoring.duckdb: one view per table, every year)")
     query.add_argument("sql")
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check,
-                "audit": _audit, "query": _query}
+                "audit": _audit, "query": _query, "report": _report}
     try:
         close_new_files()
         settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None)
@@ -177,6 +182,9 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
     console.print(f"valid layer: {settings.valid_path(accounting['survey_year'])}")
     console.print(f"follow-up:   {accounting['follow_up']['csv']} "
                   f"({accounting['follow_up']['rows']:,} findings)")
+    if "workbooks" in accounting["follow_up"]:
+        console.print(f"workbooks:   {accounting['follow_up']['workbooks']} county follow-up "
+                      f"workbook(s) in {accounting['follow_up']['folder']}")
     console.print(f"accounting:  {accounting['path']}")
     manifest_path = settings.published_dir / "manifest" / f"{accounting['survey_year']}.json"
     if manifest_path.exists():
@@ -201,6 +209,9 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
         else:
             console.print("population:  no survey frame, so nothing imputed: totals are the "
                           "accepted returns' sums")
+        page = settings.published_dir / "report" / str(accounting["survey_year"]) / "index.html"
+        if page.exists():
+            console.print(f"report:      {page}")
         record = settings.statistical_dir(accounting["survey_year"]) / "disclosure.json"
         if record.exists():
             seconds = json.loads(record.read_text(encoding="utf-8"))["seconds"]
@@ -243,6 +254,15 @@ def _audit(settings: Settings, args) -> int:
         return 1
     console.print(f"no recoverable cell: every primary cell of {args.year} holds against the "
                   "outsider and every respondent")
+    return 0
+
+
+def _report(settings: Settings, args) -> int:
+    from pipeline.yearly_report import write_yearly_report
+
+    with console.status(f"writing the report of {args.year}"):
+        written = write_yearly_report(settings, args.year)
+    console.print(f"report: {written['path']} (snapshot {written['snapshot']})")
     return 0
 
 

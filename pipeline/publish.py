@@ -182,16 +182,7 @@ def published_manifest(settings: Settings, year: int) -> dict | None:
 
 def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dict,
                     run_id: str, started_at: str) -> dict:
-    snapshots = settings.snapshots_dir
-    for leftover in snapshots.glob(f"{_BUILDING}*"):  # from a run that was killed
-        shutil.rmtree(leftover)
-    current = _current_snapshot(settings)
-    number = max((int(p.name) for p in snapshots.iterdir() if _SNAPSHOT.match(p.name)),
-                 default=0) + 1
-    building = snapshots / f"{_BUILDING}{number:06d}"
-    building.mkdir()
-    # Restricted tables hold identities and contacts: their folder is closed before any is written.
-    (building / "restricted").mkdir(mode=0o700)
+    current, building = _building(settings)
     if current is not None:
         _link_other_years(current, building, year)
     entries = {}
@@ -224,12 +215,50 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
         json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     _write_dictionary(building / "dictionary.csv")
     _write_views(building / "monitoring.duckdb", building)
+    _swap_in(settings, current, building)
+    return manifest
+
+
+def add_report(settings: Settings, year: int, files: dict[str, bytes]) -> Path:
+    """Swap in the current snapshot plus the year's report (`report/<year>/<name>` for each
+    file), with the one rename a publication makes; returns the new snapshot."""
+    settings.snapshots_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.snapshots_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if published_manifest(settings, year) is None:
+            raise SurveyError(f"{year} is not published: publish it before its report")
+        current, building = _building(settings)
+        folder = Path("report") / str(year)
+        _link_snapshot(current, building, lambda relative: relative.is_relative_to(folder))
+        (building / folder).mkdir(parents=True)
+        for name, data in files.items():
+            (building / folder / name).write_bytes(data)
+        return _swap_in(settings, current, building)
+
+
+def _building(settings: Settings) -> tuple[Path | None, Path]:
+    """The current snapshot, and the folder of the next one, begun (restricted/ closed)."""
+    snapshots = settings.snapshots_dir
+    for leftover in snapshots.glob(f"{_BUILDING}*"):  # from a run that was killed
+        shutil.rmtree(leftover)
+    current = _current_snapshot(settings)
+    number = max((int(p.name) for p in snapshots.iterdir() if _SNAPSHOT.match(p.name)),
+                 default=0) + 1
+    building = snapshots / f"{_BUILDING}{number:06d}"
+    building.mkdir()
+    # Restricted tables hold identities and contacts: their folder is closed before any is written.
+    (building / "restricted").mkdir(mode=0o700)
+    return current, building
+
+
+def _swap_in(settings: Settings, current: Path | None, building: Path) -> Path:
+    """Open and close the tiers, name the snapshot, point `published` at it, prune."""
     _set_tiers(building, settings)
-    final = snapshots / f"{number:06d}"
+    final = building.with_name(building.name.removeprefix(_BUILDING))
     building.rename(final)
     _swap_link(settings.published_dir, final)
-    _prune(snapshots, keep={final.name, current.name if current else ""})
-    return manifest
+    _prune(settings.snapshots_dir, keep={final.name, current.name if current else ""})
+    return final
 
 
 #: The province's coverage figures of data_quality, recorded in the manifest (§6).
@@ -269,15 +298,22 @@ def _current_snapshot(settings: Settings) -> Path | None:
 
 
 def _link_other_years(current: Path, building: Path, year: int) -> None:
-    """Hard-link every file of the current snapshot except this year's and the shared files,
-    which are rebuilt: untouched years cost no copy and stay byte for byte the same."""
+    """Hard-link every file of the current snapshot except this year's, its report (built from
+    the tables it replaces) and the shared files, which are rebuilt: untouched years cost no
+    copy and stay byte for byte the same."""
+    rebuilt = {Path("manifest") / f"{year}.json", Path("dictionary.csv"),
+               Path("monitoring.duckdb"),
+               *(table_path(scope, name, year) for scope, name in UNPARTITIONED)}
+    _link_snapshot(current, building, lambda relative: (
+        f"survey_year={year}" in relative.parts or relative in rebuilt
+        or relative.is_relative_to(Path("report") / str(year))))
+
+
+def _link_snapshot(current: Path, building: Path, skip) -> None:
+    """Hard-link every file of the current snapshot whose relative path `skip` leaves."""
     for path in current.rglob("*"):
         relative = path.relative_to(current)
-        if path.is_dir() or f"survey_year={year}" in relative.parts:
-            continue
-        if relative in (Path("manifest") / f"{year}.json", Path("dictionary.csv"),
-                        Path("monitoring.duckdb"),
-                        *(table_path(scope, name, year) for scope, name in UNPARTITIONED)):
+        if path.is_dir() or skip(relative):
             continue
         target = building / relative
         target.parent.mkdir(parents=True, exist_ok=True)

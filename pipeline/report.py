@@ -13,6 +13,7 @@ from pipeline.population import read_frame
 from pipeline.spreadsheet import write_csv_for_excel
 from pipeline.sql import statement
 from pipeline.validate import RULES_PATH
+from pipeline.workbooks import write_workbooks
 
 OUTCOMES = ("accepted", "rejected", "superseded", "duplicate")
 
@@ -22,7 +23,8 @@ class AccountingError(RuntimeError):
 
 
 def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
-    """Write output/<year>/follow_up.{parquet,csv} and accounting.json; return the accounting."""
+    """Write output/<year>/follow_up.{parquet,csv}, one workbook per county office
+    (output/<year>/follow_up/) and accounting.json; return the accounting."""
     out_dir = settings.output_dir(year)
     closed_dir(out_dir)
     con = duckdb.connect()
@@ -59,9 +61,12 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
     if frame is not None:
         accounting["frame"] = {"enterprises": frame.enterprises.height,
                                "rows_rejected": frame.rejected["source_row"].n_unique()}
+    workbooks = write_workbooks(settings, year, follow_up)
     accounting["follow_up"] = {"rows": follow_up.height,
                                "parquet": str(out_dir / "follow_up.parquet"),
-                               "csv": str(out_dir / "follow_up.csv")}
+                               "csv": str(out_dir / "follow_up.csv"),
+                               "folder": workbooks["folder"],
+                               "workbooks": workbooks["workbooks"]}
     (out_dir / "accounting.json").write_text(
         json.dumps(accounting, ensure_ascii=False, indent=1), encoding="utf-8")
     accounting["path"] = str(out_dir / "accounting.json")

@@ -23,6 +23,7 @@ from pipeline.protect import protect_year
 from pipeline.publish import publish_year, refuse_to_shrink
 from pipeline.report import report
 from pipeline.validate import validate_file, validate_files
+from pipeline.yearly_report import write_yearly_report
 
 #: Input bytes checked as one frame: about 200,000 returns, 0.7 GB at the worker's peak.
 BATCH_BYTES = 40 * 2**20
@@ -51,6 +52,7 @@ def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | Non
         accounting["protection"] = protect_year(settings, year)
         accounting["manifest"] = publish_year(settings, year, run_id=f"survey-run-{started_at}",
                                               started_at=started_at, allow_shrink=allow_shrink)
+        accounting["yearly_report"] = write_yearly_report(settings, year)
     return accounting
 
 
@@ -171,3 +173,8 @@ def publish_tables(year: int, run_id: str, started_at: datetime | None,
                                 allow_shrink=allow_shrink)
     return {"survey_year": year, "tables": len(manifest["tables"]),
             **manifest["accounting"]}
+
+
+def yearly_report_page(year: int) -> dict:
+    with _task(year) as settings:
+        return write_yearly_report(settings, year)

@@ -38,7 +38,7 @@ def test_schedule_params_and_retries(dagbag):
         assert task.retries >= 2 and task.retry_exponential_backoff, task.task_id
     assert {t.task_id for t in dag.tasks} == {"survey_year", "landed_files", "ingest", "validate",
                                               "deduplicate", "report", "aggregate", "protect",
-                                              "publish"}
+                                              "publish", "yearly_report"}
     assert dag.get_task("ingest").is_mapped and dag.get_task("validate").is_mapped
 
 
@@ -48,7 +48,8 @@ def test_operations_timeouts_alerts_pool_and_deadline(dagbag):
         assert task.execution_timeout is not None, task.task_id
         assert task.on_failure_callback, task.task_id
     writers = {t.task_id for t in dag.tasks if t.pool == "survey_duckdb"}
-    assert writers == {"deduplicate", "report", "aggregate", "protect", "publish"}
+    assert writers == {"deduplicate", "report", "aggregate", "protect", "publish",
+                       "yearly_report"}
     assert dag.deadline, "the run deadline alert is on by default"
 
 

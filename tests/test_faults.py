@@ -179,7 +179,8 @@ def test_another_user_reads_only_the_public_tier_whatever_the_umask():
         public = {p for p in files if p.is_relative_to(snapshots) and
                   p.relative_to(snapshots).parts[1:2] in (("public",), ("manifest",),
                                                            ("dictionary.csv",),
-                                                           ("monitoring.duckdb",))}
+                                                           ("monitoring.duckdb",),
+                                                           ("report",))}
         layers = {p.relative_to(data_dir).parts[0] for p in files}
         assert {"raw", "checked", "valid", "output", "statistical", "locks"} <= layers
         assert public and len(files) > len(public) + 10

@@ -1,0 +1,162 @@
+"""The follow-up list as one XLSX workbook per county office (monitoring-tables §4), for the
+people who ring the enterprises back: output/<year>/follow_up/<region_code>_<name>.xlsx."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import xlsxwriter
+
+from pipeline.config import CLOSED_FILE, Settings, closed_dir
+from pipeline.validate import rules
+from schemas import reference
+from schemas.tables import PROVINCE
+
+#: The findings sheet: (header, follow_up column or None for the office's own columns, width).
+COLUMNS = (
+    ("行政区划代码", "region_code", 13),
+    ("统一社会信用代码", "credit_code", 21),
+    ("企业名称", "enterprise_name", 30),
+    ("规则编号", "rule_id", 9),
+    ("级别", "severity", 15),
+    ("涉及字段", "column_name", 16),
+    ("收到的原始值", "value_received", 20),
+    ("说明（中文）", "message_zh", 45),
+    ("说明（英文）", "message_en", 45),
+    ("来源文件", "source_file", 24),
+    ("来源行号", "source_row", 9),
+    ("填报人", "contact_name", 10),
+    ("联系电话", "contact_phone", 14),
+    ("处理结果", None, 13),
+    ("说明", None, 40),
+)
+OUTCOME_COLUMN = [header for header, _, _ in COLUMNS].index("处理结果")
+OUTCOMES = ["已核实无误", "已更正重报", "无法联系", "其他"]
+SEVERITY_ZH = {"E": "错误（未接受）", "W": "存疑（已接受）", "D": "重复或被替代",
+               "N": "调查名录", "F": "文件（未读取）"}
+TO_DO = (
+    "请逐条核实“问题清单”中的每一条问题：按清单中的填报人和联系电话联系企业"
+    "（N401、N402 为调查名录中的企业，请按名录联系）。",
+    "在“处理结果”列从下拉列表中选择：已核实无误、已更正重报、无法联系、其他。",
+    "在最后一列“说明”中记录核实情况；选择“其他”时必须说明。",
+    "需要更正的，请企业按原渠道重新报送完整的报表：后报送的有效报表替代先前的报表。",
+    "请勿改动其他列和表头。处理完毕后，请将本工作簿交回省调查办公室。",
+)
+#: Strings stay strings: nothing from a return becomes a formula, a link or a number that loses
+#: its leading zeros. In memory, so that no restricted data passes through the system's temp
+#: folder on the way.
+WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False,
+                    "strings_to_numbers": False, "in_memory": True}
+#: xlsxwriter stamps the workbook with the time it was written unless told otherwise: a fixed
+#: date keeps a workbook's bytes a function of its findings (the ZIP entries use the same date).
+CREATED = datetime(1980, 1, 1)
+
+
+def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame) -> dict:
+    """Write the year's follow-up workbooks (one per county with findings, the province's for the
+    rest), replacing the previous set whole; return the folder, the count and the file names."""
+    out_dir = closed_dir(settings.output_dir(year))
+    folder, building, old = (out_dir / "follow_up", out_dir / ".follow_up.building",
+                             out_dir / ".follow_up.old")
+    for leftover in (building, old):  # from a run that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    closed_dir(building)
+    names = {r["code"]: r["name"] for r in reference.regions()}
+    counties = reference.county_codes()
+    findings = follow_up.sort(["credit_code", "source_file", "source_row", "rule_id",
+                               "column_name"], nulls_last=True, maintain_order=True)
+    # Null or not a current county (quarantined files, unreadable regions): the province's.
+    office = pl.when(pl.col("region_code").is_in(counties)).then(pl.col("region_code"))
+    files = []
+    for (code,), rows in findings.with_columns(office=office.fill_null(PROVINCE)).partition_by(
+            "office", as_dict=True, maintain_order=True).items():
+        name = f"{code}_{names[code]}.xlsx"
+        _write_workbook(building / name, code, names[code], year, rows.drop("office"))
+        (building / name).chmod(CLOSED_FILE)
+        files.append(name)
+    # Swap the whole folder, so that an office with no findings any more keeps no stale workbook.
+    if folder.exists():
+        folder.rename(old)
+    building.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"folder": str(folder), "workbooks": len(files), "files": sorted(files)}
+
+
+def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFrame) -> None:
+    """One office's workbook: the summary, then its findings with columns for the outcome."""
+    workbook = xlsxwriter.Workbook(path, WORKBOOK_OPTIONS)
+    workbook.set_properties({"title": f"{year}年度企业标准化调查问题核查清单（{name}）",
+                             "created": CREATED})
+    text = workbook.add_format({"num_format": "@"})
+    styles = {"text": text, "bold": workbook.add_format({"bold": True, "num_format": "@"}),
+              "title": workbook.add_format({"bold": True, "font_size": 14, "num_format": "@"}),
+              "header": workbook.add_format({"bold": True, "num_format": "@", "bg_color": "#DDEBF7",
+                                             "border": 1})}
+    _write_summary(workbook.add_worksheet("汇总"), styles, code, name, year, rows)
+    sheet = workbook.add_worksheet("问题清单")
+    for col, (header, _, width) in enumerate(COLUMNS):
+        # The column's own format too: what the office types in later stays text as well.
+        sheet.set_column(col, col, width, text)
+        sheet.write_string(0, col, header, styles["header"])
+    for row, finding in enumerate(rows.iter_rows(named=True), start=1):
+        for col, (_, column, _) in enumerate(COLUMNS):
+            value = finding.get(column) if column else None
+            if column == "severity":
+                value = f"{value} {SEVERITY_ZH.get(value, '')}".strip()
+            if value is not None:
+                sheet.write_string(row, col, str(value), text)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, rows.height, len(COLUMNS) - 1)
+    sheet.data_validation(1, OUTCOME_COLUMN, rows.height, OUTCOME_COLUMN, {
+        "validate": "list", "source": OUTCOMES,
+        "error_title": "处理结果",
+        "error_message": "请从下拉列表中选择；其他情况选“其他”并在“说明”列写明。"})
+    sheet.repeat_rows(0)
+    sheet.set_landscape()
+    for worksheet in workbook.worksheets():
+        # Codes and counts are text on purpose: no green "number stored as text" triangles.
+        worksheet.ignore_errors({"number_stored_as_text": "A1:XFD1048576"})
+    workbook.close()
+
+
+def _write_summary(sheet, styles: dict, code: str, name: str, year: int,
+                   rows: pl.DataFrame) -> None:
+    """The `汇总` sheet: whose workbook, the findings counted by rule, and what to do."""
+    known = rules()
+    order = {rule_id: i for i, rule_id in enumerate(known)}  # rules.csv order: E, W, D, N, F
+    counts = sorted(rows["rule_id"].value_counts().iter_rows(),
+                    key=lambda r: (order.get(r[0], len(order)), r[0]))
+    frame_rows_left_out = rows.filter(pl.col("rule_id") == "N402").select(
+        "source_file", "source_row").n_unique()
+    lines = [
+        [("title", f"{year}年度企业标准化调查 问题核查清单")],
+        [],
+        [("bold", "单位"), ("text", name)],
+        [("bold", "行政区划代码"), ("text", code)],
+        [("bold", "调查年度"), ("text", str(year))],
+        [("bold", "问题条数"), ("text", str(rows.height))],
+        [("bold", "调查名录内未报企业数（N401）"),
+         ("text", str(rows.filter(pl.col("rule_id") == "N401").height))],
+        [("bold", "调查名录中不计入总体的行数（N402）"), ("text", str(frame_rows_left_out))],
+    ]
+    if code == PROVINCE:
+        lines.append([("bold", "范围"), ("text", "行政区划代码缺失或不是浙江省现行县级代码的问题，"
+                                               "包括无法读取的文件（F 类规则）")])
+    lines += [[], [("header", h) for h in ("规则编号", "级别", "中文说明", "条数")]]
+    for rule_id, count in counts:
+        rule = known.get(rule_id, {})
+        severity = rule.get("severity", "")
+        lines.append([("text", rule_id), ("text", f"{severity} {SEVERITY_ZH.get(severity, '')}"),
+                      ("text", rule.get("message_zh", "")), ("text", str(count))])
+    lines += [[], [("bold", "处理要求")]]
+    lines += [[("text", f"{i}. {step}")] for i, step in enumerate(TO_DO, start=1)]
+    for row, line in enumerate(lines):
+        for col, (style, value) in enumerate(line):
+            sheet.write_string(row, col, value, styles[style])
+    sheet.set_column(0, 0, 34)
+    sheet.set_column(1, 1, 18)
+    sheet.set_column(2, 2, 60)
+    sheet.set_column(3, 3, 8)
