@@ -13,6 +13,7 @@ import polars as pl
 
 from pipeline.config import Settings
 from pipeline.errors import SurveyError
+from pipeline.publish import add_report
 from pipeline.validate import rules
 from schemas.tables import AMOUNT_UNIT, PROVINCE, TOTAL, indicators
 
@@ -21,7 +22,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 #: measured with the font the page asks for.
 CJK_FONT_DIR = Path("/usr/share/fonts/opentype/noto")
 CJK_FONT = "Noto Sans CJK SC"
-#: Indicators shown city by city and in the headline chart.
+#: Indicators shown city by city, by industry section and by size class.
 MAIN_INDICATORS = ("enterprises_leading", "national_led", "group_led", "std_staff",
                    "std_spending")
 HIDDEN = "—"
@@ -32,7 +33,8 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-s
 
 @dataclass(frozen=True)
 class Published:
-    """The public tables of a year (and the year before, where published) and its manifest."""
+    """The public tables of a year (last year's values are in their prev_value) and its
+    manifest."""
 
     year: int
     tables: dict[str, pl.DataFrame]
@@ -40,20 +42,17 @@ class Published:
 
 
 def read_published(published: Path, year: int) -> Published:
-    """The public tables of `year` and `year - 1` from a published snapshot."""
+    """The public tables of `year` from a published snapshot."""
+    # Resolved once: a publication swapping the link meanwhile leaves this snapshot whole.
+    published = published.resolve()
     manifest_path = published / "manifest" / f"{year}.json"
     if not manifest_path.exists():
         raise SurveyError(f"{year} is not published: no {manifest_path}")
     tables = {}
     for name in ("headline", "by_region", "by_industry", "by_size", "data_quality",
                  "data_quality_rules"):
-        frames = []
-        for y in (year - 1, year):
-            path = published / "public" / name / f"survey_year={y}" / "data.parquet"
-            if path.exists():
-                frames.append(pl.read_parquet(path, glob=False).with_columns(
-                    survey_year=pl.lit(y)))
-        tables[name] = pl.concat(frames, how="diagonal")
+        tables[name] = pl.read_parquet(
+            published / "public" / name / f"survey_year={year}" / "data.parquet", glob=False)
     indicators_path = published / "public" / "indicators" / "data.parquet"
     tables["indicators"] = (pl.read_parquet(indicators_path, glob=False)
                             if indicators_path.exists() else indicators())
@@ -62,8 +61,6 @@ def read_published(published: Path, year: int) -> Published:
 
 def write_yearly_report(settings: Settings, year: int) -> dict:
     """Build the year's report from the published snapshot and swap it in beside the tables."""
-    from pipeline.publish import add_report
-
     published = read_published(settings.published_dir, year)
     page = render(published)
     snapshot = add_report(settings, year, {"index.html": page.encode("utf-8")})
@@ -89,13 +86,11 @@ def render(published: Published) -> str:
 def _sections(p: Published) -> dict:
     t, year = p.tables, p.year
     names = {r["indicator"]: r for r in t["indicators"].iter_rows(named=True)}
-    this = {name: frame.filter(pl.col("survey_year") == year) for name, frame in t.items()
-            if "survey_year" in frame.columns}
-    headline = [{**names[r["indicator"]], **r} for r in this["headline"].iter_rows(named=True)]
-    cities = this["by_region"].filter(pl.col("region_level") == "city")
-    counties = this["by_region"].filter(pl.col("region_level") == "county")
-    sections = this["by_industry"].filter(pl.col("industry_level") == "section")
-    quality = this["data_quality"]
+    headline = [{**names[r["indicator"]], **r} for r in t["headline"].iter_rows(named=True)]
+    cities = t["by_region"].filter(pl.col("region_level") == "city")
+    counties = t["by_region"].filter(pl.col("region_level") == "county")
+    sections = t["by_industry"].filter(pl.col("industry_level") == "section")
+    quality = t["data_quality"]
     province = quality.filter(pl.col("region_code") == PROVINCE).row(0, named=True)
     disclosure = p.manifest["disclosure"]
     return {
@@ -111,7 +106,7 @@ def _sections(p: Published) -> dict:
         "section_table": _wide(sections, "industry_name", MAIN_INDICATORS, names),
         "section_chart": _svg(_bar_chart(sections, "industry_name", "enterprises_leading",
                                          names)),
-        "size_table": _wide(this["by_size"].with_columns(size_name=pl.col("size_class").replace(
+        "size_table": _wide(t["by_size"].with_columns(size_name=pl.col("size_class").replace(
             SIZE_NAMES)), "size_name", MAIN_INDICATORS, names),
         "response_chart": _svg(_response_chart(quality)),
         "response_table": quality.filter(pl.col("region_level") == "city").join(
@@ -119,7 +114,7 @@ def _sections(p: Published) -> dict:
                 "region_code", "region_name"), on="region_code").sort("region_code").to_dicts(),
         "province": province,
         "quarantined": _quarantined(p.manifest),
-        "frequent_rules": _frequent_rules(this["data_quality_rules"]),
+        "frequent_rules": _frequent_rules(t["data_quality_rules"]),
         "disclosure": disclosure,
         "hidden_cells": sum(disclosure["hidden"].values()),
         "population": p.manifest.get("population") or {},
