@@ -20,14 +20,16 @@ YEAR ?= 2025
 ENTERPRISES ?= 50000
 SEED ?= 1
 BENCH_ROWS ?= 1000000
+E2E_ROWS ?= 5000000
 
-.PHONY: help setup demo test lint bench clean postgres compose-config fonts chromium
+.PHONY: help setup demo test lint bench bench-e2e clean postgres redis compose-config fonts chromium
 
 help:
 	@echo "make demo   set up .venv from uv.lock, synthesise $(ENTERPRISES) enterprises for two years, run the DAG for each, publish and audit"
 	@echo "make test   set up and run ruff and the test suite"
 	@echo "make lint   ruff (with the Airflow rules)"
-	@echo "make bench  ingest+validate+de-duplicate $(BENCH_ROWS) returns against the scan floor and a naive baseline"
+	@echo "make bench  check + de-duplicate $(BENCH_ROWS) returns against the scan floor and a naive baseline"
+	@echo "make bench-e2e  $(E2E_ROWS) returns from landing to publication against the scan floor"
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv $(CURDIR)/.tools
@@ -60,13 +62,15 @@ DEMO_IMPUTED := select indicator, value, imputed, imputed_share, conf_status fro
 
 demo: setup fonts $(AIRFLOW_HOME)/airflow.db
 	@for year in $(DEMO_YEARS); do \
-		rm -rf $(SURVEY_DATA_DIR)/landing/$$year $(SURVEY_DATA_DIR)/synth/$$year; \
-		$(BIN)/survey synth --year $$year --enterprises $(ENTERPRISES) --seed $(SEED) || exit 1; \
+		$(BIN)/python -m devtools.synth --year $$year --enterprises $(ENTERPRISES) --seed $(SEED) \
+			|| exit 1; \
 		echo "running the DAG for $$year (log: $(AIRFLOW_HOME)/demo-$$year.log)"; \
+		started=$$(date +%s.%N); \
 		SURVEY_RUN_DEADLINE_HOURS=0 \
 		$(BIN)/airflow dags test annual_standardisation_survey $$(( $$year + 1 ))-04-01 \
 			> $(AIRFLOW_HOME)/demo-$$year.log 2>&1 \
 			|| { tail -n 40 $(AIRFLOW_HOME)/demo-$$year.log; exit 1; }; \
+		$(BIN)/python -m devtools.dag_timing --year $$year --started $$started || exit 1; \
 	done
 	$(BIN)/survey accounting --year $(YEAR)
 	@echo "Auditing the published $(YEAR) against both intruders of monitoring-tables.md §3"
@@ -82,7 +86,7 @@ demo: setup fonts $(AIRFLOW_HOME)/airflow.db
 	@echo "County follow-up workbooks written for $(YEAR): $$(ls $(WORKBOOKS)/*.xlsx | wc -l) in $(WORKBOOKS)/"
 
 lint: setup
-	$(BIN)/ruff check dags pipeline schemas tests
+	$(BIN)/ruff check dags pipeline schemas tests devtools
 
 # The real-scheduler test starts its own PostgreSQL cluster on 127.0.0.1: the server programs come
 # from Debian's package, installed once (the test never uses the package's own cluster).
@@ -92,6 +96,14 @@ postgres:
 		echo "installing Debian's postgresql package"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			$(SUDO) apt-get install -y -qq postgresql > /dev/null; }
+
+# The real-scheduler test's Celery broker: its own redis-server on 127.0.0.1 (password, no
+# persistence), from Debian's package, installed once (the package's own service is not used).
+redis:
+	@test -x /usr/bin/redis-server || { \
+		echo "installing Debian's redis-server package"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$(SUDO) apt-get install -y -qq redis-server > /dev/null; }
 
 # The report's charts are measured with Debian's CJK fonts; the browser test opens the report in
 # Debian's Chromium. Both packages are installed once, when missing.
@@ -111,11 +123,14 @@ chromium: fonts
 compose-config:
 	ops/compose-config.sh
 
-test: setup lint compose-config postgres chromium
+test: setup lint compose-config postgres redis chromium
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python -m pipeline.bench --rows $(BENCH_ROWS) --work-dir $(CURDIR)/.bench
+	$(BIN)/python -m devtools.bench --rows $(BENCH_ROWS) --work-dir $(CURDIR)/.bench
+
+bench-e2e: setup
+	$(BIN)/python -m devtools.bench_e2e --rows $(E2E_ROWS) --work-dir $(CURDIR)/.bench-e2e
 
 clean:
-	rm -rf $(VENV) $(CURDIR)/.tools $(AIRFLOW_HOME) $(CURDIR)/.bench
+	rm -rf $(VENV) $(CURDIR)/.tools $(AIRFLOW_HOME) $(CURDIR)/.bench $(CURDIR)/.bench-e2e

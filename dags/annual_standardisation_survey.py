@@ -4,28 +4,30 @@
 Runs once a year, on 1 April at 02:00 Asia/Shanghai, after the collection window closes, for the
 survey year just ended (param `survey_year`, default: the year before the run's logical date).
 
-1. **landed_files** lists `landing/<year>/`;
-2. **ingest** (mapped, one task per file) reads each file into the raw layer or quarantines it
-   with its F rule;
-3. **validate** (mapped) types and checks every row against the survey form (E and W rules);
-4. **deduplicate** decides D201/D202 across files and writes the valid layer;
-5. **report** writes the follow-up list (with one XLSX workbook per county office) and the
-   accounting
+1. **landed_batches** lists `landing/<year>/` and groups the files into batches, in a multiple
+   of `SURVEY_CHECK_WORKERS` so the workers share them;
+2. **check** (mapped, one task per batch) reads each file of its batch, or quarantines it with
+   its F rule, then types and checks every row against the survey form (E and W rules) in one
+   pass, written once; a failed batch retries alone and its alert names its files;
+3. **deduplicate** decides D201/D202 across the batches and writes the valid layer;
+4. **report** writes the follow-up list and the accounting
    (rows_read = accepted + rejected + superseded + duplicate, per file and in total), and stops
    a year with no readable row, or with under half the accepted returns of the published
    version, unless param `allow_shrink` is set (publish checks the same again);
-6. **aggregate** builds the statistical layer, the year's population (monitoring-tables.md §6):
+   **workbooks** then writes the follow-up list as one XLSX workbook per county office
+   (`output/<year>/follow_up/`), beside the steps below;
+5. **aggregate** builds the statistical layer, the year's population (monitoring-tables.md §6):
    every accepted return, and every enterprise of the survey frame (`frame/<year>.csv`) without
    one, imputed from its last year's return × its class's trend, or from a donor, and flagged;
    then the cells of the linked public tables in DuckDB;
-7. **protect** applies disclosure control (monitoring-tables.md §3: primary cells and the
+6. **protect** applies disclosure control (monitoring-tables.md §3: primary cells and the
    secondary ones their protection needs, all published as `C`) and proves it with a
    linear-programming audit against both intruders, the informed outsider and a respondent:
    a year with a recoverable cell stops here, unpublished;
-8. **publish** checks every table against its contract and swaps the year in atomically; each
+7. **publish** checks every table against its contract and swaps the year in atomically; each
    published table is an Asset (`x-survey://published/<scope>/<table>`) other DAGs can be
    scheduled on;
-9. **yearly_report** builds the leadership's report from the public tables
+8. **yearly_report** builds the leadership's report from the public tables
    (`published/report/<year>/index.html`: charts as inline SVG, no script, no request) and swaps
    it into the published snapshot the same way.
 
@@ -34,7 +36,7 @@ A failed task raises an alert (task log, `alerts/alerts.jsonl` under the data ro
 `survey_alerts` HTTP connection if one is set), and so does a run not finished
 `SURVEY_RUN_DEADLINE_HOURS` (default 12) after it was queued. The steps that write a year's
 DuckDB work and the published snapshot share the one-slot pool `survey_duckdb`. Every task holds
-the year's lock (`locks/<year>.lock` under the data root; shared by the per-file tasks), so the
+the year's lock (`locks/<year>.lock` under the data root; shared by the check tasks), so the
 DAG and a `survey run` never work on one year at once: the run refuses while a task holds it,
 a task waits for the run.
 """
@@ -121,34 +123,34 @@ def annual_standardisation_survey():
         return survey_year_for(params.get("survey_year"), logical_date or dag_run.run_after)
 
     @task
-    def landed_files(year: int) -> list[str]:
-        from pipeline.runner import landed_paths
+    def landed_batches(year: int) -> list[list[str]]:
+        from pipeline.runner import landed_file_batches
 
-        return landed_paths(year)
-
-    @task(execution_timeout=timedelta(minutes=30))
-    def ingest(path: str, year: int) -> dict:
-        from pipeline.runner import ingest_landed
-
-        return ingest_landed(year, path)
+        return landed_file_batches(year)
 
     @task(execution_timeout=timedelta(minutes=30))
-    def validate(ingested: dict, year: int) -> dict:
-        from pipeline.runner import validate_ingested
+    def check(batch: list[str], year: int) -> list[dict]:
+        from pipeline.runner import check_landed_batch
 
-        return validate_ingested(year, ingested)
+        return check_landed_batch(year, batch)
 
     @task(pool=WRITER_POOL)
-    def deduplicate(validated: list[dict], year: int) -> dict:
+    def deduplicate(checked: list[list[dict]], year: int) -> dict:
         from pipeline.runner import deduplicate_year
 
-        return deduplicate_year(year, validated)
+        return deduplicate_year(year, checked)
 
     @task(pool=WRITER_POOL)
-    def report(ingested: list[dict], year: int, deduplicated: dict, params=None) -> dict:
+    def report(checked: list[list[dict]], year: int, deduplicated: dict, params=None) -> dict:
         from pipeline.runner import report_year
 
-        return report_year(year, ingested, params["allow_shrink"])
+        return report_year(year, checked, params["allow_shrink"])
+
+    @task
+    def workbooks(year: int, reported: dict) -> dict:
+        from pipeline.runner import county_workbooks
+
+        return county_workbooks(year)
 
     @task(pool=WRITER_POOL)
     def aggregate(year: int, reported: dict) -> dict:
@@ -175,9 +177,9 @@ def annual_standardisation_survey():
         return yearly_report_page(year)
 
     year = survey_year()
-    ingested = ingest.partial(year=year).expand(path=landed_files(year))
-    validated = validate.partial(year=year).expand(ingested=ingested)
-    reported = report(ingested, year, deduplicate(validated, year))
+    checked = check.partial(year=year).expand(batch=landed_batches(year))
+    reported = report(checked, year, deduplicate(checked, year))
+    workbooks(year, reported)
     yearly_report(year, publish(year, protect(year, aggregate(year, reported))))
 
 

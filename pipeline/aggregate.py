@@ -9,11 +9,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipeline import tabulation
+from pipeline import sql, tabulation
 from pipeline.config import Settings, closed_dir
 from pipeline.imputation import RETURN_COLUMNS
 from pipeline.population import imputed_enterprises, no_frame, read_frame
 from pipeline.sql import statement
+from pipeline.valid import valid_returns
 from schemas import reference
 
 #: What disclosure control writes beside the cells (pipeline/protect.py): the cells with their
@@ -32,12 +33,15 @@ def aggregate_year(settings: Settings, year: int) -> dict:
     for name in PROTECTED_FILES:
         (out_dir / name).unlink(missing_ok=True)
     frame = read_frame(settings, year)
-    con = connect()
+    con = connect(settings)
     try:
-        con.read_parquet(str(settings.valid_path(year))).create_view("returns")
+        valid_returns(settings, year, con)
         con.sql(statement("accepted")).create_view("accepted")
-        returns = con.sql("select " + ", ".join(RETURN_COLUMNS) + " from accepted").pl()
+        # Imputation takes this year's returns in memory; without a frame it has nothing to do.
+        returns = con.sql("select " + ", ".join(RETURN_COLUMNS) + " from accepted"
+                          + ("" if frame else " limit 0")).pl()
         imputed = imputed_enterprises(settings, year, frame or no_frame(), returns)
+        accepted = con.sql("select count(*) from accepted").fetchall()[0][0]
         con.register("imputed", imputed.to_arrow())
         _write(con.sql(statement("statistical")), enterprises)
         tabulate(con, enterprises)
@@ -49,14 +53,14 @@ def aggregate_year(settings: Settings, year: int) -> dict:
         con.close()
     by_method = imputed["imputation"].value_counts().rows()
     return {"enterprises_path": str(enterprises), "cells_path": str(cells),
-            "enterprises": counts[0], "cells": counts[1], "returns": returns.height,
+            "enterprises": counts[0], "cells": counts[1], "returns": accepted,
             "imputed": {"ratio": 0, "donor": 0} | dict(by_method)}
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the tabulation and the code lists as tables
+def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A step's DuckDB (pipeline.sql.connect) with the tabulation and the code lists as tables
     (tabulation.register), and industry_sections (GB/T 4754 class → section letter)."""
-    con = duckdb.connect()
+    con = sql.connect(settings)
     tabulation.register(con)
     sections = reference.class_sections()
     con.from_arrow(pa.table({"industry_code": list(sections),

@@ -98,6 +98,8 @@ def task_failed(context: dict) -> None:
         "try_number": getattr(task_instance, "try_number", None),
         "survey_year": (context.get("params") or {}).get("survey_year"),
         "error": str(context.get("exception") or ""),
+        # A failed check task's batch: the landed files to look at.
+        "files": getattr(context.get("exception"), "files", None),
         "log_url": getattr(task_instance, "log_url", None),
     })
 

@@ -1,4 +1,4 @@
-"""The `survey` command: synth, run, check and query, without Airflow."""
+"""The `survey` command: run, check, query, audit and report, without Airflow."""
 
 from __future__ import annotations
 
@@ -22,26 +22,11 @@ console = Console(width=_WIDTH, markup=False, emoji=False, highlight=False)
 stderr = Console(width=_WIDTH, markup=False, emoji=False, highlight=False, stderr=True)
 
 
-def _positive(text: str) -> int:
-    value = int(text) if text.strip().lstrip("-").isdigit() else None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="survey", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="data root (default $SURVEY_DATA_DIR "
                         "or ./data)")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    synth = commands.add_parser("synth", help="write a realistic synthetic year")
-    synth.add_argument("--year", type=int, required=True)
-    synth.add_argument("--enterprises", type=_positive, default=50_000)
-    synth.add_argument("--seed", type=int, default=1)
-    synth.add_argument("--fault-share", type=float, default=0.05)
-    synth.add_argument("--formats", choices=["all", "csv"], default="all")
-    synth.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
     run = commands.add_parser("run", help="every step of a year in-process, through publication")
     run.add_argument("--year", type=int, required=True)
@@ -78,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--data-dir", type=Path, dest="sub_data_dir")
 
     args = parser.parse_args(argv)
-    commands = {"synth": _synth, "run": _run, "accounting": _accounting, "check": _check,
-                "audit": _audit, "query": _query, "report": _report}
+    commands = {"run": _run, "accounting": _accounting, "check": _check, "audit": _audit,
+                "query": _query, "report": _report}
     try:
         close_new_files()
         settings = Settings.from_env(data_dir=getattr(args, "sub_data_dir", None)
@@ -99,11 +84,14 @@ def _sentence(error: Exception) -> str | None:
     """One line for an error a person can act on (a refusal, a missing or unwritable path, a
     full disk); None for anything else."""
     from pipeline.disclosure import DisclosureError
-    from pipeline.errors import SurveyError
+    from pipeline.errors import BatchFailed, SurveyError
     from pipeline.report import AccountingError
 
     if isinstance(error, SurveyError | DisclosureError | AccountingError):
         return str(error)
+    if isinstance(error, BatchFailed) and isinstance(error.__cause__, Exception):
+        cause = _sentence(error.__cause__)
+        return f"{cause} (checking {', '.join(error.files)})" if cause else None
     if isinstance(error, OSError):
         if error.strerror and error.filename:
             return f"{error.strerror}: {error.filename}"
@@ -119,16 +107,6 @@ def _sentence(error: Exception) -> str | None:
 def _io_words(message: str) -> bool:
     return any(w in message.lower() for w in ("no space left", "read-only file system",
                                               "permission denied", "disk quota"))
-
-
-def _synth(settings: Settings, args) -> int:
-    from pipeline.synth import synthesize
-
-    with console.status(f"writing synthetic year {args.year} ({args.enterprises:,} enterprises)"):
-        summary = synthesize(args.year, args.enterprises, args.seed, settings.data_dir,
-                             fault_share=args.fault_share, formats=args.formats)
-    console.print(summary)
-    return 0
 
 
 def _run(settings: Settings, args) -> int:
@@ -179,13 +157,16 @@ def print_accounting(settings: Settings, accounting: dict) -> None:
         f"rows_read {total['rows_read']:,} = accepted {total['accepted']:,} + rejected "
         f"{total['rejected']:,} + superseded {total['superseded']:,} + duplicate "
         f"{total['duplicate']:,}")
-    console.print(f"valid layer: {settings.valid_path(accounting['survey_year'])}")
+    console.print(f"valid layer: {settings.valid_dir(accounting['survey_year'])}")
     console.print(f"follow-up:   {accounting['follow_up']['csv']} "
                   f"({accounting['follow_up']['rows']:,} findings)")
-    if "workbooks" in accounting["follow_up"]:
-        console.print(f"workbooks:   {accounting['follow_up']['workbooks']} county follow-up "
-                      f"workbook(s) in {accounting['follow_up']['folder']}")
+    if "workbooks" in accounting:
+        console.print(f"workbooks:   {accounting['workbooks']['workbooks']} county follow-up "
+                      f"workbook(s) in {accounting['workbooks']['folder']}")
     console.print(f"accounting:  {accounting['path']}")
+    if "steps_seconds" in accounting:  # workbooks are written beside aggregate … yearly_report
+        console.print("seconds:     " + ", ".join(
+            f"{step} {seconds:.1f}" for step, seconds in accounting["steps_seconds"].items()))
     manifest_path = settings.published_dir / "manifest" / f"{accounting['survey_year']}.json"
     if manifest_path.exists():
         import json
@@ -405,9 +386,10 @@ def _check(settings: Settings, args) -> int:
 
 def _file_year(frame) -> int | None:
     """The survey year most rows of a file give, read as the validator reads it."""
-    from schemas.types import cleaned, parse_whole
+    from schemas.types import READINGS, read_columns
 
-    years = parse_whole(cleaned(frame.select("survey_year")).to_series())
+    _, values = read_columns(frame.select("survey_year"), {"survey_year": READINGS["integer"]})
+    years = values.to_series()
     mode = years.drop_nulls().mode()
     return int(mode.sort()[-1]) if len(mode) else None
 

@@ -24,6 +24,10 @@ class Settings:
     max_file_rows: int = 1_000_000
     max_expansion_ratio: float = 100.0
     max_expanded_bytes: int = 1024 * MIB
+    #: Workers that share a year's check tasks on a deployment: batches come in multiples of it.
+    check_workers: int = 2
+    #: Memory a step's DuckDB may hold before it spills to disk (a million returns need ~1 GB).
+    duckdb_memory_mb: int = 1536
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -31,6 +35,8 @@ class Settings:
             data_dir=Path(os.environ.get("SURVEY_DATA_DIR") or "data"),
             max_file_bytes=int(_number("SURVEY_MAX_FILE_MB", 200) * MIB),
             max_file_rows=int(_number("SURVEY_MAX_FILE_ROWS", 1_000_000, whole=True)),
+            check_workers=int(_number("SURVEY_CHECK_WORKERS", 2, whole=True)),
+            duckdb_memory_mb=int(_number("SURVEY_DUCKDB_MEMORY_MB", 1536, whole=True)),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -41,14 +47,11 @@ class Settings:
     def frame_path(self, year: int) -> Path:
         return self.data_dir / "frame" / f"{year}.csv"
 
-    def raw_dir(self, year: int) -> Path:
-        return self.data_dir / "raw" / str(year)
-
     def checked_dir(self, year: int) -> Path:
         return self.data_dir / "checked" / str(year)
 
-    def valid_path(self, year: int) -> Path:
-        return self.data_dir / "valid" / str(year) / "returns.parquet"
+    def valid_dir(self, year: int) -> Path:
+        return self.data_dir / "valid" / str(year)
 
     def output_dir(self, year: int) -> Path:
         return self.data_dir / "output" / str(year)

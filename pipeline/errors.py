@@ -17,3 +17,13 @@ class YearBusy(SurveyError):
 
 class ConfigError(SurveyError):
     """A setting read from the environment is not what it must be."""
+
+
+class BatchFailed(RuntimeError):
+    """A batch of landed files could not be checked, for a cause a retry may cure (a full disk,
+    a lost worker's leftovers): names the batch's files, for the alert and the log."""
+
+    def __init__(self, files: list[str], error: Exception):
+        self.files = files
+        super().__init__(f"checking the batch of {len(files)} landed files failed "
+                         f"({', '.join(files)}): {type(error).__name__}: {error}")

@@ -1,4 +1,4 @@
-"""Read one landed file into the raw layer (every value as received text), or quarantine it."""
+"""Read one landed file (every value as received text), or quarantine it with its F rule."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ import re
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipeline.config import Settings, closed_dir
+from pipeline.config import Settings
 from schemas.form import FORM_COLUMNS, UNREADABLE
 
 RAW_META_COLUMNS = ["source_file", "source_row", "source_sha256"]
@@ -71,7 +74,6 @@ class IngestResult:
     rule: str | None = None
     reason: str | None = None
     rows: int | None = None
-    raw_path: str | None = None
     unknown_columns: list[str] = field(default_factory=list)
     blank_rows_skipped: int = 0
 
@@ -89,54 +91,33 @@ def landed_files(settings: Settings, year: int) -> list[Path]:
         return sorted((Path(entry.path) for entry in entries), key=lambda p: p.name)
 
 
-def ingest_file(settings: Settings, year: int, path: Path | str) -> dict:
-    """Read one file to raw/<year>/<name>.parquet; returns the ingest report (paths and counts)."""
-    path = Path(path)
-    out_dir = closed_dir(settings.raw_dir(year))
-    name = working_name(received_name(path))
-    raw_path = out_dir / f"{name}.parquet"
-    raw_path.unlink(missing_ok=True)
-    result = read_received(settings, path)
-    if result.status == "read":
-        write_working_layer(result.frame, raw_path)
-        result.report.raw_path = str(raw_path)
-    report = result.report.to_dict()
-    (out_dir / f"{name}.ingest.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    return report
-
-
 def received_name(path: Path) -> str:
     """A landed file's name as text: bytes that are not UTF-8 are shown as escapes (\\xb0), so
     the name stays as received and distinct from every other."""
     return os.fsencode(path.name).decode("utf-8", "backslashreplace")
 
 
-#: Characters a glob (polars', DuckDB's, Python's) reads as a pattern, and control characters.
-_PATTERN_CHARACTERS = re.compile(r"[\[\]{}*?\\\x00-\x1f\x7f]")
-#: Room left in a file name (255 bytes) for the suffixes of the working layers.
-_NAME_BYTES = 200
+def write_working_layer(frames: pl.DataFrame | Iterable[pl.DataFrame], path: Path) -> None:
+    """Write a checked/ file whole or not at all, from one frame or from slices of one (each
+    slice a row group, written as it comes, so that only one is in memory).
 
-
-def working_name(source_file: str) -> str:
-    """The name of a file's working-layer files: the received name, or where that holds a
-    pattern character or is too long, a safe form of it with a digest of the original (paths
-    are data, never patterns: `county[1].csv` must not read `county1.csv`)."""
-    safe = _PATTERN_CHARACTERS.sub("_", source_file)
-    if safe == source_file and len(safe.encode()) <= _NAME_BYTES:
-        return safe
-    digest = hashlib.sha256(source_file.encode()).hexdigest()[:12]
-    return safe.encode()[:_NAME_BYTES - 13].decode("utf-8", "ignore") + "-" + digest
-
-
-def write_working_layer(frame: pl.DataFrame, path: Path) -> None:
-    """Write a raw/ or checked/ file whole or not at all.
-
-    These layers are read once, whole, by the next step: fast beats small, and min/max
-    statistics (a third of the writing time) would never be used.
+    It is read once, whole, by the next step: fast beats small, and min/max statistics (a third
+    of the writing time) would never be used.
     """
     tmp = path.with_name(path.name + ".tmp")
-    frame.write_parquet(tmp, compression="lz4", statistics=False)
+    if isinstance(frames, pl.DataFrame):
+        frames = [frames]
+    writer = None
+    try:
+        for frame in frames:
+            table = frame.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="lz4",
+                                          write_statistics=False)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
     tmp.replace(path)
 
 
@@ -326,14 +307,16 @@ def as_utf8(data: bytes) -> tuple[str, bytes]:
     """
     if data.startswith(_UTF8_BOM):
         try:
-            data[3:].decode("utf-8")
+            if not _is_utf8(memoryview(data)[3:]):
+                data[3:].decode("utf-8")  # raises, saying where
         except UnicodeDecodeError as e:
             bad = e.start + 3
             raise Quarantine("F302", f"line {_line_of(data, bad)} is not UTF-8 (byte {bad}), "
                              "but the file begins with a UTF-8 byte-order mark") from e
         return "utf-8-sig", data[3:]
     try:
-        data.decode("utf-8")
+        if not _is_utf8(data):
+            data.decode("utf-8")  # raises, saying where
         return "utf-8", data
     except UnicodeDecodeError as e:
         _refuse_mixed_lines(data, e.start)
@@ -342,6 +325,18 @@ def as_utf8(data: bytes) -> tuple[str, bytes]:
     except UnicodeDecodeError as e:
         raise Quarantine("F302", f"neither UTF-8 nor GB18030: line {_line_of(data, e.start)} "
                          f"(byte {e.start})") from e
+
+
+def _is_utf8(data: bytes | memoryview) -> bool:
+    """Whether the bytes are UTF-8, judged by Arrow's validator in place: decoding them in
+    Python would build a string of the whole file, several times slower."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        text.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _refuse_mixed_lines(data: bytes, first_bad: int) -> None:

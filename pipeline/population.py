@@ -15,6 +15,7 @@ import polars as pl
 from pipeline.config import Settings
 from pipeline.errors import SurveyError
 from pipeline.imputation import IMPUTED_COLUMNS, RETURN_COLUMNS, impute
+from pipeline.valid import has_valid_returns, scan_valid_returns
 from schemas import reference, types
 from schemas.form import FORM_COLUMNS, FRAME_COLUMNS, SIZE_LABELS, SurveyFrame
 
@@ -120,10 +121,9 @@ def no_frame() -> Frame:
 
 def previous_returns(settings: Settings, year: int) -> pl.DataFrame | None:
     """Last year's accepted returns (credit_code and what imputation takes), or None."""
-    path = settings.valid_path(year - 1)
-    if not path.exists():
+    if not has_valid_returns(settings, year - 1):
         return None
-    return (pl.scan_parquet(path, glob=False)
+    return (scan_valid_returns(settings, year - 1)
             .filter(pl.col("outcome") == "accepted")
             .select("credit_code", *IMPUTED_COLUMNS)
             .unique("credit_code", keep="first")

@@ -51,7 +51,8 @@ def protect_year(settings: Settings, year: int, workers: int | None = None) -> d
     for name in (*PROTECTED_FILES, FAILED_AUDIT):
         (directory / name).unlink(missing_ok=True)  # a failed year leaves nothing to publish
     cells = pl.read_parquet(directory / "cells.parquet", glob=False)
-    members = _respondents(directory / "enterprises.parquet", directory / "cells.parquet")
+    members = _respondents(settings, directory / "enterprises.parquet",
+                           directory / "cells.parquet")
     rules = knowledge()
     protection = protect(solver_cells(cells), _relations(cells), members, rules, workers)
     refuse_recoverable(protection.findings, directory, year)
@@ -94,7 +95,7 @@ def audit_year(settings: Settings, year: int, workers: int | None = None) -> dic
     hidden = shown.filter(pl.col("conf_status") == "C").select(*KEY, "indicator").unique()
     cells = truth.drop("hidden_by", "conf_status", strict=False)
     members = _respondents(
-        published / "restricted" / "enterprises" / f"survey_year={year}" / "data.parquet",
+        settings, published / "restricted" / "enterprises" / f"survey_year={year}" / "data.parquet",
         published / "restricted" / "cells" / f"survey_year={year}" / "data.parquet")
     rules = knowledge()
     findings, effort = audit(solver_cells(cells), _relations(cells), members, rules,
@@ -180,9 +181,9 @@ def refuse_recoverable(findings: pl.DataFrame, directory: Path, year: int) -> No
         f"year is not published: {details} (bounds and values in {directory / FAILED_AUDIT})")
 
 
-def _respondents(enterprises: Path, cells: Path) -> pl.DataFrame:
+def _respondents(settings: Settings, enterprises: Path, cells: Path) -> pl.DataFrame:
     """Every respondent's value in each cell it counts in (sql/respondents.sql)."""
-    con = connect()
+    con = connect(settings)
     try:
         tabulate(con, enterprises)
         con.read_parquet(str(cells)).create_view("cells")

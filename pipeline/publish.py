@@ -27,6 +27,7 @@ from pipeline.config import CLOSED_DIR, CLOSED_FILE, OPEN_DIR, OPEN_FILE, Settin
 from pipeline.errors import PublicationRefused, SurveyError
 from pipeline.population import no_frame, read_frame
 from pipeline.sql import statement
+from pipeline.valid import valid_returns
 from schemas.tables import (
     CONTRACT_VERSION,
     FORM_VERSION,
@@ -51,13 +52,13 @@ def build_tables(settings: Settings, year: int,
     """Every table of the year as published, each checked against its pandera model."""
     # Paths are data: polars would read `[`, `*` or `?` in the data root as a pattern.
     protected = pl.read_parquet(protected_cells_path(settings, year), glob=False)
-    con = connect()
+    con = connect(settings)
     try:
         con.register("protected", protected.to_arrow())
         keys = protected.select(*(d.column for d in tabulation.DIMENSIONS)).unique().rows()
         con.register("table_cells", tabulation.table_cells(keys))
         con.sql(statement("shown")).create_view("shown")
-        con.read_parquet(str(settings.valid_path(year))).create_view("returns")
+        valid_returns(settings, year, con)
         _previous(settings, year, con)
         tables = {}
         for name in CELL_TABLES:

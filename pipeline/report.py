@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 
 from pipeline.config import Settings, closed_dir
 from pipeline.population import read_frame
 from pipeline.spreadsheet import write_csv_for_excel
-from pipeline.sql import statement
+from pipeline.sql import connect, statement
+from pipeline.valid import valid_returns
 from pipeline.validate import RULES_PATH
-from pipeline.workbooks import write_workbooks
 
 OUTCOMES = ("accepted", "rejected", "superseded", "duplicate")
 
@@ -23,13 +22,13 @@ class AccountingError(RuntimeError):
 
 
 def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
-    """Write output/<year>/follow_up.{parquet,csv}, one workbook per county office
-    (output/<year>/follow_up/) and accounting.json; return the accounting."""
+    """Write output/<year>/follow_up.{parquet,csv} and accounting.json; return the accounting.
+    (The workbooks step then writes one workbook per county office from the follow-up list.)"""
     out_dir = settings.output_dir(year)
     closed_dir(out_dir)
-    con = duckdb.connect()
+    con = connect(settings)
     try:
-        con.read_parquet(str(settings.valid_path(year))).create_view("returns")
+        valid_returns(settings, year, con)
         con.read_csv(str(RULES_PATH), all_varchar=True).create_view("rules")
         quarantined = [r for r in ingested if r["status"] == "quarantined"]
         con.from_arrow(pa.table({
@@ -61,12 +60,9 @@ def report(settings: Settings, year: int, ingested: list[dict]) -> dict:
     if frame is not None:
         accounting["frame"] = {"enterprises": frame.enterprises.height,
                                "rows_rejected": frame.rejected["source_row"].n_unique()}
-    workbooks = write_workbooks(settings, year, follow_up)
     accounting["follow_up"] = {"rows": follow_up.height,
                                "parquet": str(out_dir / "follow_up.parquet"),
-                               "csv": str(out_dir / "follow_up.csv"),
-                               "folder": workbooks["folder"],
-                               "workbooks": workbooks["workbooks"]}
+                               "csv": str(out_dir / "follow_up.csv")}
     (out_dir / "accounting.json").write_text(
         json.dumps(accounting, ensure_ascii=False, indent=1), encoding="utf-8")
     accounting["path"] = str(out_dir / "accounting.json")

@@ -2,111 +2,103 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 from pipeline.aggregate import aggregate_year
+from pipeline.check import check_batch, landed_batches
 from pipeline.config import Settings, close_new_files
 from pipeline.consolidate import deduplicate
 from pipeline.disclosure import DisclosureError
 from pipeline.errors import SurveyError
-from pipeline.ingest import ingest_file, landed_files
 from pipeline.locks import year_lock
-from pipeline.processes import die_with_parent
 from pipeline.protect import protect_year
 from pipeline.publish import publish_year, refuse_to_shrink
 from pipeline.report import report
-from pipeline.validate import validate_file, validate_files
+from pipeline.workbooks import follow_up_workbooks
 from pipeline.yearly_report import write_yearly_report
 
-#: Input bytes checked as one frame: about 200,000 returns, 0.7 GB at the worker's peak.
-BATCH_BYTES = 40 * 2**20
+#: Batches checked at once by `survey run`.
+CHECK_THREADS = 2
 
 
 def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | None = None,
-             workers: int | None = None, allow_shrink: bool = False) -> dict:
+             allow_shrink: bool = False) -> dict:
     """Every step of a year in-process, through publication; returns the accounting. Raises
     YearBusy at once if another run holds the year, PublicationRefused for a year that would
     replace its published version with nothing or with under half of it."""
     close_new_files()
     # Not an Airflow task, so no logical date: the run's start is its own clock.
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    steps: dict[str, float] = {}
     with year_lock(settings, year, wait=False):
-        ingested, checked = [], []
-        for result in check_files(settings, year, landed_files(settings, year), workers):
-            ingested.append(result)
-            if result["checked_path"]:
-                checked.append(result["checked_path"])
-            if on_file:
-                on_file(result["source_file"])
-        deduplicate(settings, year, checked)
-        accounting = report(settings, year, ingested)
+        ingested = []
+        with _timed(steps, "check"):
+            for result in check_files(settings, year):
+                ingested.append(result)
+                if on_file:
+                    on_file(result["source_file"])
+        with _timed(steps, "deduplicate"):
+            deduplicate(settings, year, checked_paths(ingested))
+        with _timed(steps, "report"):
+            accounting = report(settings, year, ingested)
         refuse_to_shrink(settings, accounting, allow_shrink)  # before the costly steps
-        aggregate_year(settings, year)
-        accounting["protection"] = protect_year(settings, year)
-        accounting["manifest"] = publish_year(settings, year, run_id=f"survey-run-{started_at}",
-                                              started_at=started_at, allow_shrink=allow_shrink)
-        accounting["yearly_report"] = write_yearly_report(settings, year)
+        # As in the DAG, the county workbooks are written beside the tables, not before them:
+        # xlsxwriter spends most of its time in Python, the steps below mostly in DuckDB, polars
+        # and HiGHS, which let go of the interpreter.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbooks") as beside:
+            workbooks = beside.submit(_timed_call, steps, "workbooks", follow_up_workbooks,
+                                      settings, year)
+            with _timed(steps, "aggregate"):
+                aggregate_year(settings, year)
+            with _timed(steps, "protect"):
+                accounting["protection"] = protect_year(settings, year)
+            with _timed(steps, "publish"):
+                accounting["manifest"] = publish_year(
+                    settings, year, run_id=f"survey-run-{started_at}", started_at=started_at,
+                    allow_shrink=allow_shrink)
+            with _timed(steps, "yearly_report"):
+                accounting["yearly_report"] = write_yearly_report(settings, year)
+            accounting["workbooks"] = workbooks.result()
+    accounting["steps_seconds"] = steps
     return accounting
 
 
-def check_files(settings: Settings, year: int, paths: list[Path],
-                workers: int | None = None) -> Iterator[dict]:
-    """Ingest then validate every file, batches of files side by side on every core, as the
-    DAG's mapped tasks run on a deployment; yields each file's ingest report plus checked_path
-    (None when quarantined) as its batch finishes."""
-    workers = workers or os.cpu_count() or 1
-    batches = file_batches(paths, workers)
-    check = partial(check_batch, settings, year)
-    if workers == 1 or len(batches) < 2:
-        for batch in map(check, batches):
-            yield from batch
-        return
-    # spawn, not fork: a forked child of a process that has started polars' threads can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context,
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        for batch in pool.map(check, batches):
-            yield from batch
+@contextmanager
+def _timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        steps[name] = round(time.perf_counter() - started, 3)
 
 
-def file_batches(paths: list[Path], workers: int,
-                 batch_bytes: int = BATCH_BYTES) -> list[list[Path]]:
-    """Files grouped to be checked together: a multiple of `workers` batches of about
-    batch_bytes or less (a larger file goes alone), largest first, so the cores finish together."""
-    # lstat: a link or a folder is weighed as itself, never followed (ingest sets it aside, F307).
-    sizes = {path: path.lstat().st_size for path in paths}
-    count = max(1, -(-sum(sizes.values()) // batch_bytes))
-    count = min(len(paths), -(-count // workers) * workers)
-    batches: list[list[Path]] = [[] for _ in range(count)]
-    totals = [0] * count
-    for path in sorted(paths, key=lambda p: (-sizes[p], p.name)):
-        smallest = totals.index(min(totals))
-        batches[smallest].append(path)
-        totals[smallest] += sizes[path]
-    return [sorted(batch, key=lambda p: p.name) for batch in batches if batch]
+def _timed_call(steps: dict[str, float], name: str, step: Callable, *args):
+    with _timed(steps, name):
+        return step(*args)
 
 
-def check_batch(settings: Settings, year: int, paths: list[Path]) -> list[dict]:
-    """Files through ingest, then validated together as one frame."""
-    ingested = [ingest_file(settings, year, path) for path in paths]
-    raw_paths = [r["raw_path"] for r in ingested if r["status"] == "read"]
-    checked = validate_files(settings, year, raw_paths) if raw_paths else []
-    checked_path = {c["source_file"]: c["checked_path"] for c in checked}
-    return [{**r, "checked_path": checked_path.get(r["source_file"])} for r in ingested]
+def check_files(settings: Settings, year: int, threads: int = CHECK_THREADS) -> Iterator[dict]:
+    """Every landed file through the check, batches side by side on threads of this process;
+    yields each file's ingest report plus checked_path (None when quarantined), in batch order.
+
+    Threads, not processes: polars does the work off the interpreter's lock, and a second batch
+    fills the gaps one leaves (its reading, pandera's own Python between queries), with no
+    worker to start and import.
+    """
+    batches = landed_batches(settings, year, threads)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="check") as pool:
+        for reports in pool.map(partial(check_batch, settings, year), batches):
+            yield from reports
 
 
-def validate_read(settings: Settings, year: int, ingested: dict) -> dict:
-    """Validate a read file; a quarantined one passes through with no checked rows."""
-    if ingested["status"] != "read":
-        return {"source_file": ingested["source_file"], "checked_path": None, "rows": 0}
-    return validate_file(settings, year, ingested["raw_path"])
+def checked_paths(ingested: list[dict]) -> list[str]:
+    """The checked batches that ingest reports point to, each once."""
+    return sorted({r["checked_path"] for r in ingested if r["checked_path"]})
 
 
 # Task bodies of the DAG: each is one call, reading settings from the environment, holding
@@ -127,32 +119,34 @@ def _task(year: int, *, shared: bool = False) -> Iterator[Settings]:
         raise AirflowFailException(str(e)) from e
 
 
-def landed_paths(year: int) -> list[str]:
+def landed_file_batches(year: int) -> list[list[str]]:
     with _task(year, shared=True) as settings:
-        return [str(p) for p in landed_files(settings, year)]
+        return [[str(p) for p in batch]
+                for batch in landed_batches(settings, year, settings.check_workers)]
 
 
-def ingest_landed(year: int, path: str) -> dict:
+def check_landed_batch(year: int, batch: list[str]) -> list[dict]:
     with _task(year, shared=True) as settings:
-        return ingest_file(settings, year, path)
+        return check_batch(settings, year, batch)
 
 
-def validate_ingested(year: int, ingested: dict) -> dict:
-    with _task(year, shared=True) as settings:
-        return validate_read(settings, year, ingested)
-
-
-def deduplicate_year(year: int, validated: list[dict]) -> dict:
-    checked = [v["checked_path"] for v in validated if v["checked_path"]]
+def deduplicate_year(year: int, checked: list[list[dict]]) -> dict:
+    ingested = [report for batch in checked for report in batch]
     with _task(year) as settings:
-        return deduplicate(settings, year, checked)
+        return deduplicate(settings, year, checked_paths(ingested))
 
 
-def report_year(year: int, ingested: list[dict], allow_shrink: bool = False) -> dict:
+def report_year(year: int, checked: list[list[dict]], allow_shrink: bool = False) -> dict:
+    ingested = [report for batch in checked for report in batch]
     with _task(year) as settings:
-        accounting = report(settings, year, list(ingested))
+        accounting = report(settings, year, ingested)
         refuse_to_shrink(settings, accounting, allow_shrink)
     return {"path": accounting["path"], **accounting["total"]}
+
+
+def county_workbooks(year: int) -> dict:
+    with _task(year) as settings:
+        return follow_up_workbooks(settings, year)
 
 
 def aggregate_statistics(year: int) -> dict:

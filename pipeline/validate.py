@@ -9,8 +9,9 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.config import Settings, closed_dir
-from pipeline.ingest import RAW_META_COLUMNS, write_working_layer
+from pipeline.config import Settings
+from pipeline.ingest import RAW_META_COLUMNS
+from pipeline.valid import has_valid_returns, scan_valid_returns
 from schemas import types
 from schemas.form import (
     AWARD_LABELS,
@@ -33,6 +34,10 @@ _BLANK_VALUES = {"zero": {"count": 0, "amount": 0.0}, "none": {"enum": "none"}}
 #: text: a million rows carry 33 of these each, and strings cost several times more to build,
 #: write and read.
 CELL_STATUS = pl.Enum(["R", "N", "B"])
+# pandera collects a query per check (about a hundred); the streaming engine's start-up cost per
+# query is several times the in-memory engine's, and dominates small batches. Set for the
+# process, once: a `pl.Config` block per validation would be undone by another thread's.
+pl.Config.set_engine_affinity("in-memory")
 
 
 @cache
@@ -42,45 +47,12 @@ def rules() -> dict[str, dict[str, str]]:
         return {row["rule_id"]: row for row in csv.DictReader(f)}
 
 
-def validate_file(settings: Settings, year: int, raw_path: str | Path) -> dict:
-    """Check one raw file; writes checked/<year>/<name> and returns its counts."""
-    return validate_files(settings, year, [raw_path])[0]
-
-
-def validate_files(settings: Settings, year: int, raw_paths: list[str | Path]) -> list[dict]:
-    """Check several raw files as one frame (every rule is row-wise, so the verdicts are the
-    same); writes each file's checked/<year>/<name> and returns their counts, in order.
-
-    Checking a file has a fixed cost of about a thousand small polars queries (pandera's three
-    per check among them), which is most of the time for a file of ten thousand rows.
-    """
-    raw_paths = [Path(p) for p in raw_paths]
-    raws = [pl.read_parquet(p, glob=False) for p in raw_paths]
-    checked = check_returns(pl.concat(raws), year, previous_year_counts(settings, year))
-    out_dir = settings.checked_dir(year)
-    closed_dir(out_dir)
-    counts, start = [], 0
-    for raw_path, raw in zip(raw_paths, raws, strict=True):
-        rows = checked.slice(start, raw.height)
-        start += raw.height
-        out = out_dir / raw_path.name
-        write_working_layer(rows, out)
-        counts.append({
-            "source_file": raw["source_file"][0] if raw.height else raw_path.stem,
-            "checked_path": str(out),
-            "rows": rows.height,
-            "rejected": int(rows["rejected"].sum()),
-        })
-    return counts
-
-
 def previous_year_counts(settings: Settings, year: int) -> pl.DataFrame | None:
     """Last year's accepted counts per credit code (rule W106), or None before the first year."""
-    path = settings.valid_path(year - 1)
-    if not path.exists():
+    if not has_valid_returns(settings, year - 1):
         return None
     return (
-        pl.scan_parquet(path, glob=False)
+        scan_valid_returns(settings, year - 1)
         .filter(pl.col("outcome") == "accepted")
         .select("credit_code", *(pl.col(c).alias(previous_of(c)) for c in COUNT_COLUMNS))
         .unique("credit_code", keep="first")
@@ -88,19 +60,14 @@ def previous_year_counts(settings: Settings, year: int) -> pl.DataFrame | None:
     )
 
 
-def _typed(column: FormColumn, text: pl.Series) -> pl.Series:
+def _typed(column: FormColumn, text: pl.Series, value: pl.Series | None) -> pl.Series:
+    """A column's values: read already (value) for the parsed kinds, else from its text."""
     kind = column.kind
-    if kind in ("integer", "count"):
-        value = types.parse_whole(text)
-    elif kind == "amount":
-        value = types.parse_amount(text)
-    elif kind == "datetime":
-        value = types.parse_datetime(text)
-    elif kind == "enum":
+    if kind == "enum":
         value = types.as_enum(text, _ENUM_LABELS[column.name])
     elif kind == "credit_code":
         value = types.as_credit_code(text)
-    else:
+    elif value is None:
         value = text
     blank_value = _BLANK_VALUES.get(column.blank, {}).get(kind)
     if blank_value is not None:
@@ -129,7 +96,11 @@ def _status(column: FormColumn) -> pl.Expr:
 def normalise(raw: pl.DataFrame, year: int) -> pl.DataFrame:
     """Typed values, their cleaned text (…__text) and per-cell status, for checking."""
     columns = list(FORM_COLUMNS.values())
-    texts = types.cleaned(raw.select(list(FORM_COLUMNS)))
+    readings = {c.name: types.READINGS[c.kind] for c in columns if c.kind in types.READINGS}
+    texts, values = types.read_columns(raw.select(list(readings)), readings)
+    texts = pl.concat([texts, types.cleaned(raw.select(c.name for c in columns
+                                                       if c.name not in readings))],
+                      how="horizontal")
     if UNREADABLE not in raw.columns:  # raw frames made without it (tests build such frames)
         raw = raw.with_columns(pl.Series(UNREADABLE, [[]], dtype=pl.List(pl.Utf8))
                                .new_from_index(0, raw.height))
@@ -137,7 +108,8 @@ def normalise(raw: pl.DataFrame, year: int) -> pl.DataFrame:
         *(texts[c.name].alias(text_of(c.name)) for c in columns),
         *(pl.col(c.name).alias(f"{c.name}__raw") for c in columns),
     )
-    frame = frame.with_columns(*(_typed(c, frame[text_of(c.name)]) for c in columns),
+    frame = frame.with_columns(*(_typed(c, texts[c.name], values.get_column(c.name, default=None))
+                                 for c in columns),
                                pl.lit(year, dtype=pl.Int64).alias("expected_year"))
     if (frame[UNREADABLE].list.len() > 0).any():
         # Such a cell's text is what was received (say, JSON text), never a value: E002 says so.
@@ -164,11 +136,10 @@ def _unread_text(frame: pl.DataFrame) -> pl.Series:
 
 def failure_findings(frame: pl.DataFrame) -> pl.DataFrame:
     """Every finding of every row: (row index, rule_id, column_name), from lazy validation."""
+    # W106 needs last year's return: without any (the first year), its checks are left out.
+    with_previous = any(c.startswith(previous_of("")) for c in frame.columns)
     try:
-        # pandera collects a query per check (about a hundred); the streaming engine's start-up
-        # cost per query is several times the in-memory engine's, and dominates small files.
-        with pl.Config(engine_affinity="in-memory"):
-            return_schema().validate(frame, lazy=True)
+        return_schema(with_previous).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
     else:

@@ -55,6 +55,12 @@ WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False,
 CREATED = datetime(1980, 1, 1)
 
 
+def follow_up_workbooks(settings: Settings, year: int) -> dict:
+    """The workbooks of the follow-up list the report step wrote for the year."""
+    follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet", glob=False)
+    return write_workbooks(settings, year, follow_up)
+
+
 def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame) -> dict:
     """Write the year's follow-up workbooks (one per county with findings, the province's for the
     rest), replacing the previous set whole; return the folder, the count and the file names."""

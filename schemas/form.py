@@ -313,12 +313,14 @@ RULE_SCOPE = {
 
 
 @cache
-def return_schema() -> pa.DataFrameSchema:
-    """SurveyReturn as a schema, each form-wide rule kept on the columns in its scope only."""
+def return_schema(with_previous: bool = True) -> pa.DataFrameSchema:
+    """SurveyReturn as a schema, each form-wide rule kept on the columns in its scope only, and
+    W106 only with last year's counts beside the rows to check."""
     schema = SurveyReturn.to_schema()
     scoped = {
-        name: {"checks": [check for check in column.checks if check.name not in RULE_SCOPE
-                          or RULE_SCOPE[check.name](FORM_COLUMNS[name])]}
+        name: {"checks": [check for check in column.checks if (
+            check.name not in RULE_SCOPE or RULE_SCOPE[check.name](FORM_COLUMNS[name]))
+            and (with_previous or check.name != "W106")]}
         for name, column in schema.columns.items() if name in FORM_COLUMNS
     }
     return schema.update_columns(scoped)

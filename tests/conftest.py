@@ -80,7 +80,7 @@ SMALL_MAX_ROWS = 500
 @pytest.fixture
 def small_year_dir(tmp_path, monkeypatch) -> tuple[Path, int]:
     """A fresh data root holding one small synthetic year; the pipeline's row limit to match."""
-    from pipeline.synth import synthesize
+    from devtools.synth import synthesize
 
     synthesize(YEAR, SMALL_ENTERPRISES, 11, tmp_path, max_rows=SMALL_MAX_ROWS)
     monkeypatch.setenv("SURVEY_MAX_FILE_ROWS", str(SMALL_MAX_ROWS))
@@ -94,9 +94,9 @@ YEARS = (2024, 2025)  # the second year has last year's data: W106 applies, yoy_
 def two_years(tmp_path_factory) -> tuple:
     """Two consecutive small synthetic years run through every step, publication included:
     (settings, {year: accounting})."""
+    from devtools.synth import synthesize
     from pipeline.config import Settings
     from pipeline.runner import run_year
-    from pipeline.synth import synthesize
 
     data_dir = tmp_path_factory.mktemp("two-years")
     settings = Settings(data_dir=data_dir, max_file_rows=SMALL_MAX_ROWS)

@@ -8,6 +8,7 @@ import pytest
 from conftest import YEARS
 
 from pipeline.tabulation import cell_id, relations
+from pipeline.valid import scan_valid_returns
 from schemas import reference
 from schemas.tables import ENTERPRISE_COUNTS, MAGNITUDES, PROVINCE, TOTAL
 
@@ -16,7 +17,7 @@ LEVELS = ("intl", "national", "industry", "local", "group")
 
 def population(settings, year: int) -> pl.DataFrame:
     """The accepted rows of the valid layer, and the imputed enterprises (§6) beside them."""
-    valid = pl.read_parquet(settings.valid_path(year))
+    valid = scan_valid_returns(settings, year).collect()
     imputed = pl.read_parquet(settings.statistical_dir(year) / "enterprises.parquet").filter(
         pl.col("imputation").is_not_null())
     columns = ["credit_code", "region_code", "industry_code", "size_class", "innovation_award",

@@ -172,11 +172,27 @@ def test_celery_executor_and_execution_api(services, airflow_services):
         env = service["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
-        assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis", name
+        # Interpolations out first: the password's `${…:?message}` holds a `?`.
+        broker = INTERPOLATION.sub("x", env["AIRFLOW__CELERY__BROKER_URL"])
+        assert urlsplit(broker).hostname == "redis", name
         url = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
         # Airflow 3 workers run tasks through the api-server, so it must name that service.
         assert _command(services[url.hostname]) == "api-server", name
         assert url.port == 8080 and url.path == "/execution/", name
+
+
+def test_redis_requires_the_password_the_broker_url_carries(services, airflow_services):
+    redis = services["redis"]
+    password = r"\$\{REDIS_PASSWORD:\?[^}]*\}"
+    command = redis["command"]
+    assert command[0] == "redis-server"
+    assert re.fullmatch(password, command[command.index("--requirepass") + 1]), command
+    # redis-cli exits 0 even on NOAUTH: the healthcheck authenticates and looks for PONG.
+    assert re.fullmatch(password, redis["environment"]["REDISCLI_AUTH"])
+    assert "grep -q PONG" in " ".join(redis["healthcheck"]["test"])
+    for name, service in airflow_services.items():
+        broker = service["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+        assert re.fullmatch(rf"redis://:{password}@redis:6379/\d+", broker), name
 
 
 def test_workers_share_the_data_volume_and_dags(compose, workers):
@@ -240,7 +256,7 @@ def test_secrets_are_required_and_empty_in_env_example(compose, env_example):
     required = {name for name, op, _ in uses if op in (":?", "?")}
     secrets = {name for name, _, _ in uses if SECRET_NAME.search(name)}
     assert {"AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD",
-            "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY"} <= secrets
+            "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "REDIS_PASSWORD"} <= secrets
     for name, op, _ in uses:
         if name in secrets:
             assert op == ":?", f"${{{name}}} must be ${{{name}:?...}}: a secret has no default"

@@ -11,6 +11,7 @@ from conftest import YEAR, good_return, raw_frame
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
 from pipeline.report import AccountingError, build_accounting, report
+from pipeline.valid import scan_valid_returns
 from pipeline.validate import check_returns
 
 OTHER = "91330100799655058B"
@@ -24,7 +25,7 @@ def outcomes(tmp_path, files: dict[str, list[dict]]) -> dict[tuple[str, int], tu
         check_returns(raw_frame(*rows, source_file=name), YEAR).write_parquet(path)
         paths.append(str(path))
     result = deduplicate(settings, YEAR, paths)
-    valid = pl.read_parquet(result["valid_path"])
+    valid = scan_valid_returns(settings, YEAR).collect()
     assert result["rows"] == valid.height == sum(len(rows) for rows in files.values())
     return {(r["source_file"], r["source_row"]): (r["outcome"], r["outcome_rule"])
             for r in valid.iter_rows(named=True)}
@@ -124,9 +125,9 @@ def test_a_year_with_every_file_quarantined_still_accounts_for_it(tmp_path):
     (landing / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64)
     # Not published (no readable row), but accounted for and listed for follow-up.
     with pytest.raises(PublicationRefused, match="no readable row"):
-        run_year(settings, YEAR, workers=1)
+        run_year(settings, YEAR)
     accounting = json.loads((settings.output_dir(YEAR) / "accounting.json").read_text())
     assert accounting["files_quarantined"] == 1 and accounting["total"]["rows_read"] == 0
-    assert pl.read_parquet(settings.valid_path(YEAR)).height == 0
+    assert scan_valid_returns(settings, YEAR).collect().height == 0
     follow_up = pl.read_parquet(accounting["follow_up"]["parquet"])
     assert follow_up.select("rule_id", "source_file").rows() == [("F301", "old.xls")]

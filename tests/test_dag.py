@@ -36,10 +36,10 @@ def test_schedule_params_and_retries(dagbag):
     assert "survey_year" in dag.params
     for task in dag.tasks:
         assert task.retries >= 2 and task.retry_exponential_backoff, task.task_id
-    assert {t.task_id for t in dag.tasks} == {"survey_year", "landed_files", "ingest", "validate",
-                                              "deduplicate", "report", "aggregate", "protect",
-                                              "publish", "yearly_report"}
-    assert dag.get_task("ingest").is_mapped and dag.get_task("validate").is_mapped
+    assert {t.task_id for t in dag.tasks} == {"survey_year", "landed_batches", "check",
+                                              "deduplicate", "report", "workbooks", "aggregate",
+                                              "protect", "publish", "yearly_report"}
+    assert dag.get_task("check").is_mapped
 
 
 def test_operations_timeouts_alerts_pool_and_deadline(dagbag):

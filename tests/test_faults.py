@@ -22,16 +22,15 @@ import psutil
 import pytest
 from conftest import YEARS, good_return
 
+from devtools.oracle import check_character
 from pipeline.cli import main
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
 from pipeline.errors import PublicationRefused
-from pipeline.ingest import landed_files
 from pipeline.locks import year_lock
 from pipeline.report import report
-from pipeline.runner import check_files, run_year
+from pipeline.runner import check_files, checked_paths, run_year
 from pipeline.spreadsheet import FORMULA_STARTS
-from pipeline.synth import check_character
 from schemas.form import FORM_COLUMNS
 
 SURVEY = str(Path(sys.executable).parent / "survey")
@@ -112,8 +111,8 @@ def test_the_follow_up_csv_shows_formulas_as_received_and_computes_none(tmp_path
                    contact_phone=text)
     land(tmp_path, year, "county.csv", rows)
     # Up to the follow-up list; publication plays no part in it.
-    ingested = list(check_files(settings, year, landed_files(settings, year)))
-    deduplicate(settings, year, [i["checked_path"] for i in ingested if i["checked_path"]])
+    ingested = list(check_files(settings, year))
+    deduplicate(settings, year, checked_paths(ingested))
     report(settings, year, ingested)
     follow_up = settings.output_dir(year) / "follow_up.csv"
     assert follow_up.read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads Chinese from UTF-8
@@ -182,7 +181,7 @@ def test_another_user_reads_only_the_public_tier_whatever_the_umask():
                                                            ("monitoring.duckdb",),
                                                            ("report",))}
         layers = {p.relative_to(data_dir).parts[0] for p in files}
-        assert {"raw", "checked", "valid", "output", "statistical", "locks"} <= layers
+        assert {"checked", "valid", "output", "statistical", "locks"} <= layers
         assert public and len(files) > len(public) + 10
         for path in set(files) - public:
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
@@ -254,7 +253,7 @@ def test_a_second_run_of_a_year_says_it_is_being_processed(tmp_path):
     assert "Traceback" not in result.stderr
     assert f"survey year {year} is being processed by another run (pid {os.getpid()})" in (
         result.stderr.replace("\n", " "))
-    assert not settings.valid_path(year).exists()  # it touched nothing
+    assert not settings.valid_dir(year).exists()  # it touched nothing
 
 
 def test_a_waiting_step_goes_on_when_the_run_ends(tmp_path):
@@ -281,8 +280,6 @@ def test_a_waiting_step_goes_on_when_the_run_ends(tmp_path):
     (("check", "{tmp}"), {}, "a folder, not a file"),
     (("run", "--year", "2025"), {"SURVEY_MAX_FILE_MB": "abc"},
      "SURVEY_MAX_FILE_MB must be a number above 0, not 'abc'"),
-    (("synth", "--year", "2025", "--enterprises", "-5"), {},
-     "--enterprises: must be a whole number of 1 or more, not '-5'"),
     (("query", "select 1"), {}, "nothing published yet"),
     (("audit", "--year", "2025"), {}, "is missing: is the year published?"),
 ])

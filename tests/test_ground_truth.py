@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,6 +10,7 @@ from conftest import YEARS
 
 from pipeline.config import Settings
 from pipeline.runner import run_year
+from pipeline.valid import scan_valid_returns
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def rule_ids(row: dict) -> str:
 @pytest.mark.parametrize("year", YEARS)
 def test_every_row_outcome_and_rule_ids_match_the_truth(processed, year):
     settings, _ = processed
-    valid = pl.read_parquet(settings.valid_path(year))
+    valid = scan_valid_returns(settings, year).collect()
     got = {(r["source_file"], str(r["source_row"])): (r["outcome"], rule_ids(r))
            for r in valid.iter_rows(named=True)}
     expected = {(t["source_file"], t["source_row"]): (t["outcome"], t["rule_ids"])
@@ -78,7 +78,7 @@ def test_the_accounting_adds_up_per_file_and_in_total(processed, year):
             assert f["rows_read"] == sum(f[k] for k in outcomes), f
     total = accounting["total"]
     assert total["rows_read"] == sum(total[k] for k in outcomes)
-    valid = pl.read_parquet(settings.valid_path(year))
+    valid = scan_valid_returns(settings, year).collect()
     assert valid.height == total["rows_read"]
     read_rows = sum(int(t["rows"]) for t in truth(settings, year, "truth_files.csv")
                     if t["status"] == "read")
@@ -99,8 +99,9 @@ def test_every_rule_occurs_in_the_small_years(processed):
 def test_a_rerun_replaces_its_own_output(processed):
     settings, accountings = processed
     year = YEARS[-1]
-    before = pl.read_parquet(settings.valid_path(year))
+    before = scan_valid_returns(settings, year).collect()
     again = run_year(settings, year)
     assert again["total"] == accountings[year]["total"]
-    assert pl.read_parquet(settings.valid_path(year)).equals(before)
-    assert not any(Path(settings.valid_path(year).parent).glob("*.tmp"))
+    assert scan_valid_returns(settings, year).collect().equals(before)
+    # No .building or .old folder is left beside the years' valid layers.
+    assert all(p.name.isdigit() for p in settings.valid_dir(year).parent.iterdir())

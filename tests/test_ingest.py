@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import zipfile
@@ -13,8 +14,9 @@ import pytest
 import xlsxwriter
 from conftest import YEAR, good_return
 
+from pipeline.check import check_batch
 from pipeline.config import Settings
-from pipeline.ingest import canonical_column, ingest_file, read_received
+from pipeline.ingest import canonical_column, read_received
 from schemas.form import FORM_COLUMNS
 
 ROWS = [good_return(), good_return(credit_code="91330100799655058B", employees="1,234")]
@@ -216,14 +218,14 @@ def test_every_f_rule_is_tested_here():
     assert {case[:4] for case in F_CASES} == {r for r in rules() if r.startswith("F")}
 
 
-def test_ingest_file_writes_raw_parquet_and_report(tmp_path):
+def test_a_checked_file_keeps_each_row_s_place_and_the_file_s_sha256(tmp_path):
     settings = Settings(data_dir=tmp_path)
     landing = settings.landing_dir(YEAR)
     landing.mkdir(parents=True)
     (landing / "a.csv").write_text(csv_text(ROWS), encoding="utf-8")
-    report = ingest_file(settings, YEAR, landing / "a.csv")
-    raw = pl.read_parquet(report["raw_path"])
-    assert raw.columns[:3] == ["source_file", "source_row", "source_sha256"]
-    assert raw["source_sha256"].unique().to_list() == [report["sha256"]]
-    assert all(raw[c].dtype == pl.Utf8 for c in FORM_COLUMNS)
-    assert json.loads((settings.raw_dir(YEAR) / "a.csv.ingest.json").read_text())["rows"] == 2
+    (report,) = check_batch(settings, YEAR, [landing / "a.csv"])
+    checked = pl.read_parquet(report["checked_path"])
+    assert checked.columns[:3] == ["source_file", "source_row", "source_sha256"]
+    assert checked["source_sha256"].unique().to_list() == [report["sha256"]]
+    assert report["sha256"] == hashlib.sha256((landing / "a.csv").read_bytes()).hexdigest()
+    assert checked["source_row"].to_list() == [2, 3] and report["rows"] == 2

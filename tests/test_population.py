@@ -253,15 +253,14 @@ QUALITY_ENTERPRISES = 10_000
 @pytest.fixture(scope="module")
 def measured_years(tmp_path_factory) -> Settings:
     """Two synthetic years through the statistical layer (imputation included, not protection)."""
-    from pipeline.ingest import landed_files
-    from pipeline.runner import check_files
-    from pipeline.synth import synthesize
+    from devtools.synth import synthesize
+    from pipeline.runner import check_files, checked_paths
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("quality"))
     for year in YEARS:
         synthesize(year, QUALITY_ENTERPRISES, 3, settings.data_dir)
-        ingested = list(check_files(settings, year, landed_files(settings, year), workers=1))
-        deduplicate(settings, year, [r["checked_path"] for r in ingested if r["checked_path"]])
+        ingested = list(check_files(settings, year))
+        deduplicate(settings, year, checked_paths(ingested))
         report(settings, year, ingested)
         aggregate_year(settings, year)
     return settings

@@ -21,6 +21,7 @@ from conftest import YEARS
 
 from pipeline.cli import main
 from pipeline.publish import publish_year
+from pipeline.valid import scan_valid_returns
 from schemas.tables import (
     ENTERPRISE_COUNTS,
     IDENTIFYING_COLUMNS,
@@ -109,7 +110,7 @@ def test_the_data_quality_table_accounts_for_every_row(two_years):
 @pytest.mark.parametrize("year", YEARS)
 def test_no_identity_or_contact_in_any_public_table(two_years, year):
     settings, _ = two_years
-    valid = pl.read_parquet(settings.valid_path(year))
+    valid = scan_valid_returns(settings, year).collect()
     identities = set()
     for column in IDENTIFYING_COLUMNS:
         identities |= {v for v in valid[column].drop_nulls().unique() if len(v) >= 2}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
 import re
+import tomllib
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -13,7 +15,8 @@ from pathlib import Path
 import fastexcel
 import pytest
 
-from pipeline.synth import TRUTH_FILES, Oracle, credit_code_ok, decide, synthesize
+from devtools.oracle import Oracle, credit_code_ok, decide
+from devtools.synth import LEDGER, TRUTH_FILES, ForeignFiles, main, synthesize
 from schemas import reference
 from schemas.form import FORM_COLUMNS
 from schemas.tables import MAGNITUDES
@@ -303,7 +306,7 @@ def test_csv_only_mode(tmp_path):
     synthesize(FIRST, 600, SEED, second, formats="csv", truth=False, max_rows=500)
     landing = sorted((first / "landing" / str(FIRST)).iterdir())
     assert summary["files"] == len(landing)
-    assert not (first / "synth").exists()
+    assert [p.name for p in (first / "synth" / str(FIRST)).iterdir()] == [LEDGER]
     for path in landing:
         assert path.suffix == ".csv"
         data = path.read_bytes()
@@ -488,3 +491,119 @@ def test_no_truth_removes_every_truth_file(tmp_path):
     assert not any((folder / name).exists() for name in TRUTH_FILES)
     assert summary["frame_rejected"] == 2 and summary["non_filers"] > 0
     assert "no_return" not in summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-runs: the generator replaces only what it wrote (synth/<year>/written.json), unchanged
+# ---------------------------------------------------------------------------------------------
+
+SMALL = 400
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def test_a_rerun_replaces_its_own_files(tmp_path):
+    again, fresh = tmp_path / "again", tmp_path / "fresh"
+    synthesize(FIRST, SMALL, SEED, again, max_rows=500)
+    before = set((again / "landing" / str(FIRST)).iterdir())
+    synthesize(FIRST, SMALL, SEED + 1, again, max_rows=500)
+    synthesize(FIRST, SMALL, SEED + 1, fresh, max_rows=500)
+    # Another seed lands in other counties' files: none of the first run's is left behind.
+    assert before != set((again / "landing" / str(FIRST)).iterdir())
+    assert _snapshot(again) == _snapshot(fresh)
+    ledger = json.loads((again / "synth" / str(FIRST) / LEDGER).read_text())["files"]
+    assert set(ledger) == set(_snapshot(again)) - {f"synth/{FIRST}/{LEDGER}"}
+
+
+@pytest.mark.parametrize(
+    "folder, foreign, after_a_run",
+    [
+        # A county's file named the way the generator names its own, before any run.
+        (f"landing/{FIRST}", f"county_330102_{FIRST}.csv", False),
+        (f"landing/{FIRST}", f"county_330102_{FIRST}_补报.csv", True),
+        (f"landing/{FIRST}", "县局补报/returns.csv", True),  # named by its folder
+        ("frame", f"{FIRST}.csv", False),  # the office's own frame
+    ],
+)
+def test_a_file_it_did_not_write_is_refused_and_kept(tmp_path, folder, foreign, after_a_run):
+    if after_a_run:
+        synthesize(FIRST, SMALL, SEED, tmp_path, max_rows=500)
+    path = tmp_path / folder / foreign
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes("统一社会信用代码\n真实的县局文件\n".encode())
+    before = _snapshot(tmp_path)
+    with pytest.raises(ForeignFiles) as refused:
+        synthesize(FIRST, SMALL, SEED + 1, tmp_path, max_rows=500)
+    named = foreign.split("/")[0]
+    assert f"{tmp_path / folder} holds {named} (not written by the generator)" in str(
+        refused.value
+    )
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_file_it_wrote_and_someone_changed_is_refused_and_kept(tmp_path):
+    synthesize(FIRST, SMALL, SEED, tmp_path, max_rows=500)
+    ledger = json.loads((tmp_path / "synth" / str(FIRST) / LEDGER).read_text())["files"]
+    changed = tmp_path / min(f for f in ledger if f.startswith("landing/"))
+    changed.write_bytes(changed.read_bytes() + b"\n")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ForeignFiles, match=f"{changed.name} \\(changed since the generator"):
+        synthesize(FIRST, SMALL, SEED, tmp_path, max_rows=500)
+    assert _snapshot(tmp_path) == before
+
+
+def test_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SURVEY_DATA_DIR", str(tmp_path))  # the default data dir
+    with pytest.raises(SystemExit) as usage:
+        main(["--year", str(FIRST), "--enterprises", "-5"])
+    assert usage.value.code == 2
+    assert "--enterprises: must be a whole number of 1 or more, not '-5'" in capsys.readouterr().err
+    args = ["--year", str(FIRST), "--enterprises", str(SMALL), "--max-rows", "500"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["enterprises"] == SMALL
+    foreign = tmp_path / "landing" / str(FIRST) / f"county_330102_{FIRST}_补报.csv"
+    foreign.write_text("credit_code\n")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and foreign.name in err
+    assert foreign.read_text() == "credit_code\n"
+
+
+def test_the_product_never_imports_devtools():
+    """devtools is not in the wheel (pyproject) or the image: an import of it would fail there."""
+    root = Path(__file__).resolve().parent.parent
+    with open(root / "pyproject.toml", "rb") as f:
+        assert tomllib.load(f)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
+            "pipeline",
+            "schemas",
+        ]
+    for path in sorted(p for folder in ("pipeline", "schemas", "dags")
+                       for p in (root / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "devtools" for n in names), path
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rare_things_are_rare(seed):
+    """As in the province's figures (55 international, 2,819 national standards led over the
+    pilot years): a year of 50,000 leads tens of international standards, mostly in large
+    enterprises, and national ones in the low hundreds. The year's values before any fault."""
+    from devtools.synth import _population, _year_values
+
+    population = _population(seed, 50_000)
+    values = _year_values(population, seed, SECOND)
+    size = population["size_class"].to_numpy()
+    assert 20 <= values["intl_led"].sum() <= 60
+    assert 100 <= values["national_led"].sum() <= 400
+    involved = values["intl_involved"] > 0
+    assert involved.sum() < 100 and (size[involved] == "large").mean() > 0.5
+    assert values["intl_tc_posts"].sum() < 50 and values["intl_registered_experts"].sum() < 200
+    for lv in ("intl", "national", "industry", "local", "group"):
+        assert (values[f"{lv}_led"] <= values[f"{lv}_involved"]).all()
+    assert values["intl_led"].sum() < values["national_led"].sum() < values["group_led"].sum()

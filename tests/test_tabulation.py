@@ -3,7 +3,9 @@ region roll-ups all follow from pipeline/tabulation.py, and a new breakdown is o
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,6 +13,7 @@ from conftest import YEARS
 
 from pipeline import tabulation
 from pipeline.aggregate import connect
+from pipeline.config import Settings
 from pipeline.sql import statement
 from schemas import reference
 from schemas.tables import MAGNITUDES, PROVINCE, SIZE_CLASSES, TOTAL
@@ -81,8 +84,8 @@ def test_each_table_shows_its_cells(two_years):
                                            if r["level"] in ("province", "city")}
 
 
-def test_region_rollup_takes_a_county_to_its_city_and_the_province():
-    con = connect()
+def test_region_rollup_takes_a_county_to_its_city_and_the_province(tmp_path):
+    con = connect(Settings(data_dir=tmp_path))
     rollup = con.sql("select code, list(ancestor order by ancestor) from region_rollup "
                      "group by code").fetchall()
     rollup = dict(rollup)
@@ -106,7 +109,8 @@ def enterprises() -> pl.DataFrame:
 
 
 def cells_of(frame: pl.DataFrame, has_frame: bool = False) -> pl.DataFrame:
-    con = connect()
+    # A step's DuckDB spills under the data root: here, a fresh folder.
+    con = connect(Settings(data_dir=Path(tempfile.mkdtemp(prefix="cells-"))))
     con.register("enterprises", frame.to_arrow())
     con.sql(statement("contributions")).create_view("contributions")
     return con.sql(statement("cells"), params={"has_frame": has_frame}).pl()

@@ -1,14 +1,26 @@
 -- grain: one row per data row of every read file of the survey year (source_file, source_row),
 -- with its outcome (accepted / rejected / superseded / duplicate) and the D rule that decided it.
 -- input: checked (the validated rows of every read file); only keys and form columns are read
-with copies as (
-    -- D202: rows equal in every form column after normalisation; the first copy stands
+with keyed as (
+    -- every form column (and the text of cells that did not read) as one hash
     select
         source_file,
         source_row,
         credit_code,
         submitted_at,
         rejected,
+        hash(*columns(* exclude (
+            source_file, source_row, source_sha256, cell_status, findings, rejected, warnings
+        ))) as form_hash
+    from checked
+),
+
+copies as (
+    -- D202: rows equal in every form column after normalisation; the first copy stands.
+    -- Only rows that share their hash with another can be equal: they alone are compared.
+    select
+        source_file,
+        source_row,
         row_number() over (
             partition by
                 survey_year, credit_code, enterprise_name, region_code, industry_code,
@@ -23,6 +35,17 @@ with copies as (
             order by source_file, source_row
         ) as copy_number
     from checked
+    where hash(*columns(* exclude (
+        source_file, source_row, source_sha256, cell_status, findings, rejected, warnings
+    ))) in (select form_hash from keyed group by form_hash having count(*) > 1)
+),
+
+numbered as (
+    select
+        keyed.*,
+        coalesce(copies.copy_number, 1) as copy_number
+    from keyed
+    left join copies using (source_file, source_row)
 ),
 
 candidates as (
@@ -35,22 +58,22 @@ candidates as (
             partition by credit_code
             order by submitted_at desc, source_file desc, source_row desc
         ) as recency
-    from copies
+    from numbered
     where copy_number = 1 and not rejected
 )
 
 select
-    copies.source_file,
-    copies.source_row,
+    numbered.source_file,
+    numbered.source_row,
     case
-        when copies.copy_number > 1 then 'duplicate'
-        when copies.rejected then 'rejected'
+        when numbered.copy_number > 1 then 'duplicate'
+        when numbered.rejected then 'rejected'
         when candidates.recency = 1 then 'accepted'
         else 'superseded'
     end as outcome,
     case
-        when copies.copy_number > 1 then 'D202'
-        when not copies.rejected and candidates.recency > 1 then 'D201'
+        when numbered.copy_number > 1 then 'D202'
+        when not numbered.rejected and candidates.recency > 1 then 'D201'
     end as outcome_rule
-from copies
+from numbered
 left join candidates using (source_file, source_row)

@@ -1,4 +1,4 @@
-"""`make bench`: ingest + validate + de-duplicate timed against a scan floor and naive pandas."""
+"""`make bench`: check + de-duplicate timed against a scan floor and naive pandas."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOOR_FACTOR, BASELINE_FACTOR, RSS_LIMIT_MB = 5, 10, 3000
 #: Above this many rows the naive baseline runs on a sample and is scaled linearly.
 BASELINE_DEFAULT_MAX_ROWS = 1_000_000
-DERIVED_LAYERS = ("raw", "checked", "valid", "output")
+DERIVED_LAYERS = ("checked", "valid", "output")
 _CODE_VALUES = {ch: value for value, ch in enumerate(CREDIT_CODE_ALPHABET)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="synthetic enterprises (about one return each)")
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".bench")
@@ -59,19 +59,22 @@ def bench(rows: int, work_dir: Path, baseline_rows: int) -> int:
 # Data ---------------------------------------------------------------------------------------
 
 
-def prepare_data(work_dir: Path, enterprises: int) -> Path:
-    """DIR/data with a synthetic year of CSV files, reused when the marker says it is the same."""
+def prepare_data(work_dir: Path, enterprises: int, max_rows: int | None = None) -> Path:
+    """DIR/data with a synthetic year of CSV files (of at most max_rows rows each), reused when
+    the marker says it is the same."""
     data_dir = work_dir / "data"
     marker = data_dir / ".bench.json"
     wanted = {"year": YEAR, "enterprises": enterprises, "seed": SEED, "formats": "csv"}
+    if max_rows:
+        wanted["max_rows"] = max_rows
     if marker.exists() and json.loads(marker.read_text()) == wanted and csv_files(data_dir):
         return data_dir
-    from pipeline.synth import synthesize
+    from devtools.synth import synthesize
 
     shutil.rmtree(data_dir, ignore_errors=True)
     print(f"synthesising {enterprises:,} enterprises into {data_dir} …", file=sys.stderr)
     synthesize(year=YEAR, enterprises=enterprises, seed=SEED, data_dir=data_dir,
-               formats="csv", truth=False)
+               formats="csv", truth=False, **({"max_rows": max_rows} if max_rows else {}))
     marker.write_text(json.dumps(wanted))
     return data_dir
 
@@ -84,9 +87,9 @@ def csv_files(data_dir: Path) -> list[Path]:
 # Measuring ----------------------------------------------------------------------------------
 
 
-def run_child(kind: str, work_dir: Path, *extra: str) -> dict:
+def run_child(kind: str, work_dir: Path, *extra: str, module: str = "devtools.bench") -> dict:
     """Run one measurement in a fresh interpreter; its last stdout line is its JSON result."""
-    command = [sys.executable, "-m", "pipeline.bench", "--child", kind,
+    command = [sys.executable, "-m", module, "--child", kind,
                "--work-dir", str(work_dir), *extra]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -120,30 +123,24 @@ def _emit(result: dict) -> int:
 
 
 def measure_pipeline(data_dir: Path) -> dict:
-    """The real steps as `survey run` runs them (files side by side on every core, then one
-    de-duplication); report() is timed apart."""
-    import resource
-
+    """The real steps as `survey run` runs them (a batch of files at a time in one process, on
+    polars' threads, then one de-duplication); report() is timed apart."""
     from pipeline.config import Settings
     from pipeline.consolidate import deduplicate
     from pipeline.ingest import landed_files
     from pipeline.report import report
-    from pipeline.runner import check_files
+    from pipeline.runner import check_files, checked_paths
 
     settings = Settings(data_dir=data_dir)
     for layer in DERIVED_LAYERS:  # a rerun must not find last run's files
         shutil.rmtree(data_dir / layer / str(YEAR), ignore_errors=True)
     files = landed_files(settings, YEAR)
-    workers = os.cpu_count() or 1
     start = time.perf_counter()
-    ingested = list(check_files(settings, YEAR, files, workers))
+    ingested = list(check_files(settings, YEAR))
     t0 = time.perf_counter()
-    outcomes = deduplicate(settings, YEAR, [r["checked_path"] for r in ingested
-                                            if r["checked_path"]])
+    outcomes = deduplicate(settings, YEAR, checked_paths(ingested))
     seconds = time.perf_counter() - start
-    steps = {"ingest+validate": t0 - start, "deduplicate": time.perf_counter() - t0}
-    # The workers have exited: count each at the largest worker's peak, on top of this process.
-    worker_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    steps = {"check": t0 - start, "deduplicate": time.perf_counter() - t0}
     t0 = time.perf_counter()
     report(settings, YEAR, ingested)  # also proves every row is accounted for
     return {
@@ -153,9 +150,8 @@ def measure_pipeline(data_dir: Path) -> dict:
         "seconds": seconds,
         "steps": steps,
         "report_seconds": time.perf_counter() - t0,
-        "peak_rss_mb": peak_rss_mb() + workers * worker_peak_mb,
-        "workers": workers,
-        "outcomes": {k: v for k, v in outcomes.items() if k not in ("valid_path", "rows")},
+        "peak_rss_mb": peak_rss_mb(),
+        "outcomes": {k: v for k, v in outcomes.items() if k not in ("valid_dir", "rows")},
     }
 
 
@@ -461,7 +457,7 @@ def print_table(result: dict, pipeline: dict, baseline: dict) -> None:
     met = list(result["targets_met"].values())
     sample = (f", measured on {result['baseline_rows']:,} rows and scaled"
               if result["baseline_extrapolated"] else "")
-    table = Table(title=f"ingest + validate + de-duplicate: {result['rows']:,} returns read "
+    table = Table(title=f"check + de-duplicate: {result['rows']:,} returns read "
                         f"from {pipeline['files']} CSV files ({pipeline['files_quarantined']} "
                         f"quarantined)")
     for name in ("measure", "value", "target"):

@@ -1,0 +1,1 @@
+"""Dev tools, outside the wheel: the synthetic-year generator, its oracle, the benchmark."""
