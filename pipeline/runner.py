@@ -102,7 +102,7 @@ def checked_paths(ingested: list[dict]) -> list[str]:
 
 
 # Task bodies of the DAG: each is one call, reading settings from the environment, holding
-# the year's lock (shared by the mapped per-file steps) and creating files owner-only.
+# the year's lock (shared by the mapped check tasks) and creating files owner-only.
 
 
 @contextmanager
