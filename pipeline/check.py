@@ -27,21 +27,31 @@ SLICE_ROWS = 240_000
 
 def landed_batches(settings: Settings, year: int, workers: int = 1,
                    batch_bytes: int = BATCH_BYTES) -> list[list[Path]]:
-    """The year's landed files grouped to be checked together: a multiple of `workers` batches of
-    about batch_bytes or less (a larger file goes alone), largest first, so workers finish
-    together."""
+    """The year's landed files grouped to be checked together: a file heavier than its share
+    goes alone, and the rest are shared, largest first, among a multiple of `workers` batches of
+    about batch_bytes or less, so workers finish together."""
     paths = landed_files(settings, year)
     # lstat: a link or a folder is weighed as itself, never followed (ingest sets it aside, F307).
     sizes = {path: path.lstat().st_size for path in paths}
-    count = max(1, -(-sum(sizes.values()) // batch_bytes))
-    count = min(len(paths), -(-count // workers) * workers)
-    batches: list[list[Path]] = [[] for _ in range(count)]
-    totals = [0] * count
-    for path in sorted(paths, key=lambda p: (-sizes[p], p.name)):
-        smallest = totals.index(min(totals))
-        batches[smallest].append(path)
-        totals[smallest] += sizes[path]
-    return [sorted(batch, key=lambda p: p.name) for batch in batches if batch]
+    ordered = sorted(paths, key=lambda p: (-sizes[p], p.name))
+    # Bytes are not work: a file over the row limit is refused after a count of its lines
+    # (F305), so sharing the rest with it would leave them all to one worker.
+    alone = 0
+    while alone < len(ordered):
+        rest = sum(sizes[p] for p in ordered[alone:])
+        count = max(1, -(-rest // batch_bytes))
+        count = min(len(ordered) - alone, -(-count // workers) * workers)
+        if sizes[ordered[alone]] * count <= rest:
+            break
+        alone += 1
+    batches: list[list[Path]] = [[path] for path in ordered[:alone]]
+    shared: list[list[Path]] = [[] for _ in range(count if alone < len(ordered) else 0)]
+    totals = [0] * len(shared)
+    for path in ordered[alone:]:
+        lightest = totals.index(min(totals))
+        shared[lightest].append(path)
+        totals[lightest] += sizes[path]
+    return [sorted(batch, key=lambda p: p.name) for batch in batches + shared if batch]
 
 
 def batch_name(paths: list[Path | str]) -> str:

@@ -40,12 +40,28 @@ def test_batches_hold_every_file_once_and_share_the_work(tmp_path, workers):
                               for number, size in enumerate(sizes)})
     batches = landed_batches(settings, YEAR, workers, batch_bytes=600)
     assert sorted(p.name for batch in batches for p in batch) == sorted(p.name for p in paths)
-    assert len(batches) % workers == 0 and all(batches)
+    assert all(batches)
     totals = [sum(p.stat().st_size for p in batch) for batch in batches]
+    # Files heavier than their share go alone; the rest fill a multiple of `workers` batches.
+    shared = [batch for batch in batches if len(batch) > 1]
+    assert len(shared) % workers == 0
     # Largest first into the lightest batch: no batch is heavier than the lightest by more than
     # the largest file it holds.
     assert max(totals) - min(totals) <= max(sizes)
     assert all(batch == sorted(batch, key=lambda p: p.name) for batch in batches)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_one_large_file_goes_alone_and_the_rest_are_shared(tmp_path, workers):
+    # Bytes are not work: a file over the row limit is refused after counting its lines (F305).
+    settings = Settings(data_dir=tmp_path)
+    small = {f"county_{number:02}.csv": b"x" * (100 + number) for number in range(30)}
+    landed(settings, {"online_full_dump.csv": b"x" * 20_000, **small})
+    batches = landed_batches(settings, YEAR, workers, batch_bytes=30_000)
+    assert batches[0] == [settings.landing_dir(YEAR) / "online_full_dump.csv"]
+    assert len(batches) == 1 + workers
+    totals = [sum(p.stat().st_size for p in batch) for batch in batches[1:]]
+    assert max(totals) - min(totals) <= 129
 
 
 def test_one_file_and_no_file_make_one_batch_or_none(tmp_path):

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 
 from pipeline.disclosure.audit import Audit
 from pipeline.disclosure.suppress import suppress
 from pipeline.disclosure.system import CellSystem
-from pipeline.processes import die_with_parent
+from pipeline.processes import die_with_parent, without_main_script
 
 _SYSTEM: CellSystem | None = None
 
@@ -100,7 +98,7 @@ class Workers:
         _start(*inputs)
 
     def _start_processes(self) -> None:
-        with _without_main_script():
+        with without_main_script():
             for _ in range(self.count - 1):  # each call starts a process
                 self.pool.submit(os.getpid)
 
@@ -139,20 +137,6 @@ def _through(outer: Future) -> Future:
 
     outer.add_done_callback(outer_done)
     return done
-
-
-@contextmanager
-def _without_main_script():
-    """Start processes that do not run this one's main script again. A spawned process runs it
-    first thing (it may define what the process is to run); ours need only pipeline's modules,
-    and an Airflow task's main script, the airflow command, cannot start outside its runner."""
-    main = sys.modules["__main__"]
-    script = main.__dict__.pop("__file__", None)
-    try:
-        yield
-    finally:
-        if script is not None:
-            main.__file__ = script
 
 
 def balanced(costs: dict, bins: int) -> list[list]:
