@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import fcntl
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
+import pandera.polars as pandera
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,7 +44,10 @@ from schemas.tables import (
 #: Tables built straight from SQL over the protected cells (pipeline/tabulation.py); by_region
 #: (which also reads last year's) comes first, as headline is read from its rows.
 CELL_TABLES = sorted((t.name for t in tabulation.CELL_TABLES), key=lambda n: n != "by_region")
-FOLLOW_UP_COLUMNS = list(table_schema("restricted", "follow_up").columns)
+#: The restricted tables with a row or more per return (Sliced) are read, checked and written this
+#: many rows at a time: publishing holds a slice of them, never the year (issue 12: memory flat
+#: from 1M to 5M returns).
+SLICE_ROWS = 250_000
 #: A snapshot folder is named by a sequence number; one being built has this prefix.
 _BUILDING = ".building-"
 _SNAPSHOT = re.compile(r"^\d{6}$")
@@ -49,7 +55,63 @@ _SNAPSHOT = re.compile(r"^\d{6}$")
 
 def build_tables(settings: Settings, year: int,
                  accounting: dict) -> dict[tuple[str, str], pl.DataFrame]:
-    """Every table of the year as published, each checked against its pandera model."""
+    """Every table of the year as published, each checked against its pandera model, whole."""
+    return {key: pl.concat(table.checked()) if isinstance(table, Sliced) else table
+            for key, table in _build_tables(settings, year, accounting).items()}
+
+
+@dataclass(frozen=True)
+class Sliced:
+    """A large table: its Parquet file, cast and checked SLICE_ROWS rows at a time as it is read.
+    Its model's checks must be row by row, but for the model's `unique`, checked across slices."""
+
+    key: tuple[str, str]
+    path: Path
+
+    def checked(self) -> Iterator[pl.DataFrame]:
+        """The table's slices, cast and checked; the failures of every slice are raised together
+        (one SchemaErrors, rows numbered across the table) after the last slice."""
+        schema = table_schema(*self.key)
+        per_slice = copy.deepcopy(schema)
+        per_slice.unique = None
+        scan = pl.scan_parquet(self.path, glob=False)
+        failed = []  # (SchemaErrors, the table's row number of each row of the frame checked)
+        hashes = []  # of each row's unique columns: 8 bytes a row, not the columns themselves
+        height = scan.select(pl.len()).collect().item()
+        for offset in range(0, max(height, 1), SLICE_ROWS):  # an empty table is one empty slice
+            frame = _cast(schema, scan.slice(offset, SLICE_ROWS)).collect()
+            try:
+                frame = per_slice.validate(frame, lazy=True)
+            except pandera.errors.SchemaErrors as errors:
+                failed.append((errors, pl.int_range(offset, offset + frame.height, eager=True)))
+            if schema.unique:
+                hashes.append(frame.select(pl.struct(schema.unique).hash()).to_series())
+            yield frame
+        shared = pl.concat(hashes).is_duplicated().arg_true() if hashes else []
+        if len(shared):
+            # Rows sharing a hash: the duplicates, and (about never) a collision. pandera judges
+            # them alone, whole, as it would have in the whole table.
+            suspects = _cast(schema, scan.with_row_index("row").filter(
+                pl.col("row").is_in(shared.implode()))).collect(engine="streaming")
+            try:
+                pandera.DataFrameSchema(unique=schema.unique, name=schema.name,
+                                        report_duplicates=schema.report_duplicates,
+                                        ).validate(suspects, lazy=True)
+            except pandera.errors.SchemaErrors as errors:
+                failed.insert(0, (errors, shared))  # where pandera puts it
+        if failed:
+            raised = pandera.errors.SchemaErrors(
+                schema, [e for errors, _ in failed for e in errors.schema_errors],
+                pl.DataFrame())  # the table is never whole
+            raised.failure_cases = pl.concat(errors.failure_cases.with_columns(
+                pl.lit(rows).gather(pl.col("index")).cast(pl.Int32).alias("index"))
+                for errors, rows in failed)
+            raise raised
+
+
+def _build_tables(settings: Settings, year: int,
+                  accounting: dict) -> dict[tuple[str, str], pl.DataFrame | Sliced]:
+    """Every table of the year as published: checked, or Sliced to be checked as written."""
     # Paths are data: polars would read `[`, `*` or `?` in the data root as a pattern.
     protected = pl.read_parquet(protected_cells_path(settings, year), glob=False)
     con = connect(settings)
@@ -73,13 +135,14 @@ def build_tables(settings: Settings, year: int,
         tables[("public", "data_quality_rules")] = con.sql(statement("data_quality_rules")).pl()
     finally:
         con.close()
-    follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet", glob=False)
-    tables[("restricted", "follow_up")] = follow_up.select(FOLLOW_UP_COLUMNS)
-    tables[("restricted", "enterprises")] = pl.read_parquet(
-        settings.statistical_dir(year) / "enterprises.parquet", glob=False)
+    tables[("restricted", "follow_up")] = Sliced(
+        ("restricted", "follow_up"), settings.output_dir(year) / "follow_up.parquet")
+    tables[("restricted", "enterprises")] = Sliced(
+        ("restricted", "enterprises"), settings.statistical_dir(year) / "enterprises.parquet")
     tables[("restricted", "cells")] = protected
     tables[("public", "indicators")] = indicators()
-    return {key: _checked(key, frame) for key, frame in tables.items()}
+    return {key: table if isinstance(table, Sliced) else _checked(key, table)
+            for key, table in tables.items()}
 
 
 def protected_cells_path(settings: Settings, year: int) -> Path:
@@ -96,10 +159,14 @@ def disclosure_record(settings: Settings, year: int) -> dict:
 
 def _checked(key: tuple[str, str], frame: pl.DataFrame) -> pl.DataFrame:
     schema = table_schema(*key)
-    frame = frame.select(list(schema.columns)).cast(
+    return schema.validate(_cast(schema, frame), lazy=True)
+
+
+def _cast(schema: pandera.DataFrameSchema, frame: pl.DataFrame | pl.LazyFrame):
+    """The schema's columns, in its order, cast to its types."""
+    return frame.select(list(schema.columns)).cast(
         {c: col.dtype.type for c, col in schema.columns.items() if col.dtype is not None},
         strict=True)
-    return schema.validate(frame, lazy=True)
 
 
 def _previous(settings: Settings, year: int, con: duckdb.DuckDBPyConnection) -> None:
@@ -139,7 +206,7 @@ def publish_year(settings: Settings, year: int, *, run_id: str, started_at: str,
     """Build, check and publish the year's tables; returns the manifest."""
     accounting = json.loads((settings.output_dir(year) / "accounting.json").read_text("utf-8"))
     refuse_to_shrink(settings, accounting, allow_shrink)
-    tables = build_tables(settings, year, accounting)
+    tables = _build_tables(settings, year, accounting)
     snapshots = settings.snapshots_dir
     snapshots.mkdir(parents=True, exist_ok=True)
     # One publisher at a time, whatever started it (the DAG's pool does not cover `survey run`):
@@ -187,10 +254,16 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
     if current is not None:
         _link_other_years(current, building, year)
     entries = {}
-    for (scope, name), frame in tables.items():
-        relative = table_path(scope, name, year)
-        entries[f"{scope}/{name}"] = _write_table(frame, building / relative, scope, name)
-        entries[f"{scope}/{name}"]["path"] = str(relative)
+    try:
+        for (scope, name), table in tables.items():
+            relative = table_path(scope, name, year)
+            slices = table.checked() if isinstance(table, Sliced) else [table]
+            entries[f"{scope}/{name}"] = _write_table(slices, building / relative, scope, name)
+            entries[f"{scope}/{name}"]["path"] = str(relative)
+    except BaseException:
+        # A Sliced table fails its checks once written: its rows must not wait for the next run.
+        shutil.rmtree(building)
+        raise
     manifest = {
         "survey_year": year,
         "form_version": FORM_VERSION,
@@ -321,23 +394,29 @@ def _link_snapshot(current: Path, building: Path, skip) -> None:
         os.link(path, target)
 
 
-def _write_table(frame: pl.DataFrame, path: Path, scope: str, name: str) -> dict:
-    """Parquet (zstd) with each column's English and Chinese description in its field metadata."""
+def _write_table(slices: Iterable[pl.DataFrame], path: Path, scope: str, name: str) -> dict:
+    """Parquet (zstd), a row group per slice, with each column's English and Chinese description
+    in its field metadata; its rows and sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = frame.to_arrow()
     described = descriptions(scope, name)
-    fields = [
-        field.with_metadata({"description_en": described[field.name]["en"],
-                             "description_zh": described[field.name]["zh"]})
-        for field in table.schema
-    ]
-    table = table.cast(pa.schema(fields, metadata={"table": f"{scope}/{name}",
-                                                   "contract_version": CONTRACT_VERSION}))
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    data = buffer.getvalue()
-    path.write_bytes(data)
-    return {"rows": frame.height, "sha256": hashlib.sha256(data).hexdigest()}
+    rows, writer = 0, None
+    try:
+        for frame in slices:
+            table = frame.to_arrow()
+            if writer is None:
+                schema = pa.schema([
+                    field.with_metadata({"description_en": described[field.name]["en"],
+                                         "description_zh": described[field.name]["zh"]})
+                    for field in table.schema
+                ], metadata={"table": f"{scope}/{name}", "contract_version": CONTRACT_VERSION})
+                writer = pq.ParquetWriter(str(path), schema, compression="zstd")
+            writer.write_table(table.cast(schema))
+            rows += frame.height
+    finally:
+        if writer is not None:
+            writer.close()
+    with open(path, "rb") as f:
+        return {"rows": rows, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
 
 
 def _write_dictionary(path: Path) -> None:

@@ -33,6 +33,10 @@ COLUMNS = (
     ("处理结果", None, 13),
     ("说明", None, 40),
 )
+#: What the workbooks read of the follow-up list.
+FINDING_COLUMNS = [column for _, column, _ in COLUMNS if column]
+#: A sheet's findings: by enterprise (no credit code last), then file, row, rule and column.
+SORT_BY = ["credit_code", "source_file", "source_row", "rule_id", "column_name"]
 OUTCOME_COLUMN = [header for header, _, _ in COLUMNS].index("处理结果")
 OUTCOMES = ["已核实无误", "已更正重报", "无法联系", "其他"]
 SEVERITY_ZH = {"E": "错误（未接受）", "W": "存疑（已接受）", "D": "重复或被替代",
@@ -46,43 +50,47 @@ TO_DO = (
     "请勿改动其他列和表头。处理完毕后，请将本工作簿交回省调查办公室。",
 )
 #: Strings stay strings: nothing from a return becomes a formula, a link or a number that loses
-#: its leading zeros. In memory, so that no restricted data passes through the system's temp
-#: folder on the way.
+#: its leading zeros. Constant memory: each row goes to a temp file once it is written (strings
+#: inline, not in a shared table), so the province's workbook costs the same memory at 5 million
+#: returns as at 1 million; rows must therefore be written in order, sheet by sheet. The temp files
+#: hold names and phones: `tmpdir` puts them in a closed folder under the data root, never in the
+#: system's temp folder.
 WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False,
-                    "strings_to_numbers": False, "in_memory": True}
+                    "strings_to_numbers": False, "constant_memory": True}
 #: xlsxwriter stamps the workbook with the time it was written unless told otherwise: a fixed
-#: date keeps a workbook's bytes a function of its findings (the ZIP entries use the same date).
+#: date keeps a workbook's bytes a function of its findings (the ZIP entries get a fixed date too).
 CREATED = datetime(1980, 1, 1)
+#: An XLSX sheet holds 1,048,576 rows: the header and this many findings under it. An office with
+#: more gets further findings sheets, 问题清单（2） and on, rather than losing the rest.
+SHEET_ROWS = 1_048_575
+FINDINGS_SHEET = "问题清单"
 
 
 def follow_up_workbooks(settings: Settings, year: int) -> dict:
     """The workbooks of the follow-up list the report step wrote for the year."""
-    follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet", glob=False)
+    # Scanned, not read: each office's rows are read on their own, so the step holds one office's
+    # findings at a time rather than the whole year's.
+    follow_up = pl.scan_parquet(settings.output_dir(year) / "follow_up.parquet", glob=False)
     return write_workbooks(settings, year, follow_up)
 
 
-def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame) -> dict:
+def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.LazyFrame,
+                    sheet_rows: int = SHEET_ROWS) -> dict:
     """Write the year's follow-up workbooks (one per county with findings, the province's for the
     rest), replacing the previous set whole; return the folder, the count and the file names."""
     out_dir = closed_dir(settings.output_dir(year))
     folder, building, old = (out_dir / "follow_up", out_dir / ".follow_up.building",
                              out_dir / ".follow_up.old")
-    for leftover in (building, old):  # from a run that was killed
+    # xlsxwriter's temp files (the rows as they are written): closed, and removed with the run.
+    scratch = closed_dir(settings.data_dir / "tmp" / "workbooks") / str(year)
+    for leftover in (building, old, scratch):  # from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
     closed_dir(building)
-    names = {r["code"]: r["name"] for r in reference.regions()}
-    counties = reference.county_codes()
-    findings = follow_up.sort(["credit_code", "source_file", "source_row", "rule_id",
-                               "column_name"], nulls_last=True, maintain_order=True)
-    # Null or not a current county (quarantined files, unreadable regions): the province's.
-    office = pl.when(pl.col("region_code").is_in(counties)).then(pl.col("region_code"))
-    files = []
-    for (code,), rows in findings.with_columns(office=office.fill_null(PROVINCE)).partition_by(
-            "office", as_dict=True, maintain_order=True).items():
-        name = f"{code}_{names[code]}.xlsx"
-        _write_workbook(building / name, code, names[code], year, rows.drop("office"))
-        (building / name).chmod(CLOSED_FILE)
-        files.append(name)
+    closed_dir(scratch)
+    try:
+        files = _write_offices(building, scratch, year, follow_up, sheet_rows)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     # Swap the whole folder, so that an office with no findings any more keeps no stale workbook.
     if folder.exists():
         folder.rename(old)
@@ -91,9 +99,36 @@ def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame) -> d
     return {"folder": str(folder), "workbooks": len(files), "files": sorted(files)}
 
 
-def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFrame) -> None:
+def _write_offices(building: Path, scratch: Path, year: int,
+                   follow_up: pl.DataFrame | pl.LazyFrame, sheet_rows: int) -> list[str]:
+    """Write each office's workbook into the building folder; return the file names."""
+    names = {r["code"]: r["name"] for r in reference.regions()}
+    counties = reference.county_codes()
+    findings = follow_up.lazy().select(FINDING_COLUMNS)
+    # Null or not a current county (quarantined files, unreadable regions): the province's.
+    office = pl.when(pl.col("region_code").is_in(counties)).then(
+        pl.col("region_code")).fill_null(PROVINCE)
+    codes = findings.select(office=office).unique().collect()["office"].sort()
+    files = []
+    for code in codes:
+        # The sort is stable and the filter keeps the file's order: the same rows in the same
+        # order as sorting the whole year first.
+        rows = findings.filter(office == code).sort(SORT_BY, nulls_last=True,
+                                                    maintain_order=True).collect()
+        name = f"{code}_{names[code]}.xlsx"
+        _write_workbook(building / name, code, names[code], year, rows, scratch, sheet_rows)
+        (building / name).chmod(CLOSED_FILE)
+        files.append(name)
+        del rows  # before the next office's are read
+    return files
+
+
+def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFrame,
+                    scratch: Path, sheet_rows: int) -> None:
     """One office's workbook: the summary, then its findings with columns for the outcome."""
-    workbook = xlsxwriter.Workbook(path, WORKBOOK_OPTIONS)
+    sheets = [FINDINGS_SHEET] + [f"{FINDINGS_SHEET}（{i}）"
+                                 for i in range(2, -(-rows.height // sheet_rows) + 1)]
+    workbook = xlsxwriter.Workbook(path, WORKBOOK_OPTIONS | {"tmpdir": str(scratch)})
     workbook.set_properties({"title": f"{year}年度企业标准化调查问题核查清单（{name}）",
                              "created": CREATED})
     text = workbook.add_format({"num_format": "@"})
@@ -101,8 +136,19 @@ def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFr
               "title": workbook.add_format({"bold": True, "font_size": 14, "num_format": "@"}),
               "header": workbook.add_format({"bold": True, "num_format": "@", "bg_color": "#DDEBF7",
                                              "border": 1})}
-    _write_summary(workbook.add_worksheet("汇总"), styles, code, name, year, rows)
-    sheet = workbook.add_worksheet("问题清单")
+    _write_summary(workbook.add_worksheet("汇总"), styles, code, name, year, rows, sheets)
+    for i, sheet_name in enumerate(sheets):
+        _write_findings(workbook.add_worksheet(sheet_name), styles,
+                        rows.slice(i * sheet_rows, sheet_rows))
+    for worksheet in workbook.worksheets():
+        # Codes and counts are text on purpose: no green "number stored as text" triangles.
+        worksheet.ignore_errors({"number_stored_as_text": "A1:XFD1048576"})
+    workbook.close()
+
+
+def _write_findings(sheet, styles: dict, rows: pl.DataFrame) -> None:
+    """A findings sheet: the header, the rows in order (constant memory), the outcome's list."""
+    text = styles["text"]
     for col, (header, _, width) in enumerate(COLUMNS):
         # The column's own format too: what the office types in later stays text as well.
         sheet.set_column(col, col, width, text)
@@ -112,8 +158,9 @@ def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFr
             value = finding.get(column) if column else None
             if column == "severity":
                 value = f"{value} {SEVERITY_ZH.get(value, '')}".strip()
-            if value is not None:
-                sheet.write_string(row, col, str(value), text)
+            # -1: past the sheet's last row; the split into sheets should make it impossible.
+            if value is not None and sheet.write_string(row, col, str(value), text) == -1:
+                raise ValueError(f"finding {row} does not fit on sheet {sheet.name}")
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, rows.height, len(COLUMNS) - 1)
     sheet.data_validation(1, OUTCOME_COLUMN, rows.height, OUTCOME_COLUMN, {
@@ -122,14 +169,10 @@ def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFr
         "error_message": "请从下拉列表中选择；其他情况选“其他”并在“说明”列写明。"})
     sheet.repeat_rows(0)
     sheet.set_landscape()
-    for worksheet in workbook.worksheets():
-        # Codes and counts are text on purpose: no green "number stored as text" triangles.
-        worksheet.ignore_errors({"number_stored_as_text": "A1:XFD1048576"})
-    workbook.close()
 
 
 def _write_summary(sheet, styles: dict, code: str, name: str, year: int,
-                   rows: pl.DataFrame) -> None:
+                   rows: pl.DataFrame, sheets: list[str]) -> None:
     """The `汇总` sheet: whose workbook, the findings counted by rule, and what to do."""
     known = rules()
     order = {rule_id: i for i, rule_id in enumerate(known)}  # rules.csv order: E, W, D, N, F
@@ -144,6 +187,8 @@ def _write_summary(sheet, styles: dict, code: str, name: str, year: int,
         [("bold", "行政区划代码"), ("text", code)],
         [("bold", "调查年度"), ("text", str(year))],
         [("bold", "问题条数"), ("text", str(rows.height))],
+        *([[("bold", "问题清单工作表数"), ("text", f"{len(sheets)}（{'、'.join(sheets)}）")]]
+          if len(sheets) > 1 else []),
         [("bold", "调查名录内未报企业数（N401）"),
          ("text", str(rows.filter(pl.col("rule_id") == "N401").height))],
         [("bold", "调查名录中不计入总体的行数（N402）"), ("text", str(frame_rows_left_out))],

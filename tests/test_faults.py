@@ -23,6 +23,7 @@ import pytest
 from conftest import YEARS, good_return
 
 from devtools.oracle import check_character
+from pipeline import spreadsheet
 from pipeline.cli import main
 from pipeline.config import Settings
 from pipeline.consolidate import deduplicate
@@ -123,6 +124,19 @@ def test_the_follow_up_csv_shows_formulas_as_received_and_computes_none(tmp_path
     assert set(INJECTIONS) <= shown  # each value as received, behind one apostrophe
     kept = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet")
     assert set(INJECTIONS) <= set(kept["value_received"]) | set(kept["enterprise_name"])
+
+
+def test_the_follow_up_csv_written_in_slices_is_the_csv_written_whole(tmp_path, monkeypatch):
+    frame = pl.DataFrame({"text": [*INJECTIONS, None, "", 'a"b', "中文"],
+                          "row": [*range(len(INJECTIONS) + 3), None]})
+    frame.write_parquet(tmp_path / "f.parquet", row_group_size=3)
+    spreadsheet.write_csv_for_excel(frame, tmp_path / "whole.csv")
+    monkeypatch.setattr(spreadsheet, "CHUNK_ROWS", 2)  # slices that cut across row groups
+    spreadsheet.write_parquet_as_csv_for_excel(tmp_path / "f.parquet", tmp_path / "sliced.csv")
+    frame.clear().write_parquet(tmp_path / "empty.parquet")
+    spreadsheet.write_parquet_as_csv_for_excel(tmp_path / "empty.parquet", tmp_path / "empty.csv")
+    assert (tmp_path / "sliced.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert (tmp_path / "empty.csv").read_bytes() == b'\xef\xbb\xbf"text","row"\n'
 
 
 # 5. Paths are data, never patterns.

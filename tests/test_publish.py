@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +15,14 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandera.polars as pa
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from conftest import YEARS
 
 from pipeline.cli import main
+from pipeline.config import Settings
 from pipeline.publish import publish_year
 from pipeline.valid import scan_valid_returns
 from schemas.tables import (
@@ -31,6 +34,7 @@ from schemas.tables import (
     UNPARTITIONED,
     indicators,
     published_tables,
+    table_schema,
 )
 
 #: The public tables of each year (the `indicators` table is one for every year).
@@ -245,6 +249,45 @@ def test_publishing_again_publishes_the_same_rows(two_years):
     assert manifest_is_whole(settings.published_dir, YEARS[0]) == other
     snapshots = [p for p in settings.snapshots_dir.iterdir() if not p.name.startswith(".")]
     assert len(snapshots) <= 2
+
+
+
+def test_the_large_tables_are_checked_and_written_a_slice_at_a_time(two_years, tmp_path,
+                                                                     monkeypatch):
+    source, _ = two_years
+    settings = Settings(data_dir=tmp_path / "data", max_file_rows=source.max_file_rows)
+    shutil.copytree(source.data_dir, settings.data_dir, symlinks=True)
+    year = YEARS[-1]
+    monkeypatch.setattr("pipeline.publish.SLICE_ROWS", 300)
+    whole = settings.published_dir.resolve()
+    sliced = publish_year(settings, year, run_id="sliced", started_at="")
+    for name in ("follow_up", "enterprises"):
+        relative = sliced["tables"][f"restricted/{name}"]["path"]
+        path = settings.published_dir / relative
+        assert pl.read_parquet(path).equals(pl.read_parquet(whole / relative)), name
+        assert pq.read_schema(path).equals(pq.read_schema(whole / relative), check_metadata=True)
+        assert pq.read_metadata(path).num_row_groups > 1, name  # one a slice
+    # A failure in any slice, or a credit code in two slices, fails the year as checking the
+    # whole table would: rows numbered across the table, the published version left as it was.
+    enterprises = settings.statistical_dir(year) / "enterprises.parquet"
+    frame = pl.read_parquet(enterprises)
+    last, codes = frame.height - 1, frame["credit_code"]
+    frame = frame.with_columns(credit_code=codes.scatter(last, codes[0]),
+                               imputation=frame["imputation"].scatter(400, "bogus"))
+    frame.write_parquet(enterprises)
+    published = settings.published_dir.resolve()
+    with pytest.raises(pa.errors.SchemaErrors) as failed:
+        publish_year(settings, year, run_id="failed", started_at="")
+    schema = table_schema("restricted", "enterprises")
+    with pytest.raises(pa.errors.SchemaErrors) as at_once:
+        schema.validate(frame.select(list(schema.columns)), lazy=True)
+    found = sorted(failed.value.failure_cases.rows())
+    assert found == sorted(at_once.value.failure_cases.rows())
+    assert {(check, index) for _, _, _, check, _, index in found} >= {
+        ("multiple_fields_uniqueness", 0), ("multiple_fields_uniqueness", last),
+        ("isin(['ratio', 'donor'])", 400)}
+    assert settings.published_dir.resolve() == published
+    assert not list(settings.snapshots_dir.glob(".building-*"))
 
 
 _PUBLISH_IN_CHILD = """

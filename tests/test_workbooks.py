@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import polars as pl
@@ -166,6 +168,7 @@ def test_the_summary_counts_findings_by_rule(written):
     assert summary_value(sheet, "调查名录内未报企业数（N401）") == "1"
     assert summary_value(sheet, "调查名录中不计入总体的行数（N402）") == "1"  # one row, two cells
     assert any(str(row[0]).startswith("1. 请逐条核实") for row in rows)
+    assert not any(row[0] == "问题清单工作表数" for row in rows)  # one findings sheet: no line
 
 
 def test_the_folder_and_workbooks_are_closed(written):
@@ -189,3 +192,56 @@ def test_a_rerun_replaces_the_years_workbooks(written):
     assert list(folder.iterdir()) == []
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert sorted(p.name for p in settings.output_dir(YEAR).iterdir()) == ["follow_up"]
+
+
+def test_findings_past_a_sheets_rows_go_on_further_sheets(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    seven = follow_up(*(finding("W101", source_row=row) for row in range(2, 9)))
+    write_workbooks(settings, YEAR, seven, sheet_rows=3)
+    book = openpyxl.load_workbook(settings.output_dir(YEAR) / "follow_up" / "330106_西湖区.xlsx")
+    assert book.sheetnames == ["汇总", "问题清单", "问题清单（2）", "问题清单（3）"]
+    sheets = [book[name] for name in book.sheetnames[1:]]
+    rows = [cells(sheet) for sheet in sheets]
+    assert [r[0] for r in rows] == [[header for header, _, _ in COLUMNS]] * 3
+    # All seven, in order, none twice: 3 + 3 + 1.
+    assert [[r[10] for r in sheet_rows[1:]] for sheet_rows in rows] == [
+        ["2", "3", "4"], ["5", "6", "7"], ["8"]]
+    for sheet, (filtered, outcomes) in zip(sheets, [("A1:O4", "N2:N4"), ("A1:O4", "N2:N4"),
+                                                    ("A1:O2", "N2")], strict=True):
+        assert sheet.freeze_panes == "A2"
+        assert sheet.auto_filter.ref == filtered
+        (validation,) = sheet.data_validations.dataValidation
+        assert validation.formula1.strip('"').split(",") == OUTCOMES
+        assert str(validation.sqref) == outcomes
+        assert sheet.print_title_rows == "$1:$1"
+        assert sheet.page_setup.orientation == "landscape"
+        assert [sheet.column_dimensions[c].number_format for c in "AO"] == ["@", "@"]
+    summary = book["汇总"]
+    assert summary_value(summary, "问题条数") == "7"
+    assert summary_value(summary, "问题清单工作表数") == (
+        "3（问题清单、问题清单（2）、问题清单（3））")
+
+
+def test_temp_files_stay_in_a_closed_folder_under_the_data_root(tmp_path, monkeypatch):
+    made = []
+    mkstemp = tempfile.mkstemp
+
+    def recorded(*args, **kwargs):
+        fd, name = mkstemp(*args, **kwargs)
+        made.append(Path(name))
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", recorded)
+    # The system's temp folder, pointed nowhere: a temp file put there would fail the write.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system-temp-not-to-be-used"))
+    settings = Settings(data_dir=tmp_path / "data")
+    umask = os.umask(0o022)
+    try:
+        write_workbooks(settings, YEAR, YEAR_FINDINGS)
+    finally:
+        os.umask(umask)
+    scratch = settings.data_dir / "tmp" / "workbooks"
+    assert made and {path.parent for path in made} == {scratch / str(YEAR)}
+    assert stat.S_IMODE(scratch.stat().st_mode) == 0o700
+    assert list(scratch.iterdir()) == []  # removed with the run
+    assert not (tmp_path / "system-temp-not-to-be-used").exists()
