@@ -23,7 +23,7 @@ from pipeline.protect import protect_year
 from pipeline.publish import publish_year, refuse_to_shrink
 from pipeline.report import report
 from pipeline.workbooks import follow_up_workbooks
-from pipeline.yearly_report import warm_renderer, write_yearly_report
+from pipeline.yearly_report import write_yearly_report
 
 #: Batches checked at once by `survey run`.
 CHECK_THREADS = 2
@@ -54,13 +54,10 @@ def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | Non
         # and in a process of their own: xlsxwriter is Python from end to end, and on a thread
         # it held the interpreter's lock against the steps below (aggregate took 1.2 s longer
         # at 50,000 enterprises).
-        # The chart renderer starts on a thread meanwhile: it lets go of the interpreter.
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as beside, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="renderer") as renderer:
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as beside:
             with without_main_script():  # the process starts on the first call
                 workbooks = beside.submit(_workbooks, settings, year)
-            warming = renderer.submit(warm_renderer)
             with _timed(steps, "aggregate"):
                 aggregate_year(settings, year)
             with _timed(steps, "protect"):
@@ -70,7 +67,6 @@ def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | Non
                     settings, year, run_id=f"survey-run-{started_at}", started_at=started_at,
                     allow_shrink=allow_shrink)
             with _timed(steps, "yearly_report"):
-                warming.result()
                 accounting["yearly_report"] = write_yearly_report(settings, year)
             accounting["workbooks"], steps["workbooks"] = workbooks.result()
     accounting["steps_seconds"] = steps

@@ -50,13 +50,18 @@ TO_DO = (
     "请勿改动其他列和表头。处理完毕后，请将本工作簿交回省调查办公室。",
 )
 #: Strings stay strings: nothing from a return becomes a formula, a link or a number that loses
-#: its leading zeros. Constant memory: each row goes to a temp file once it is written (strings
-#: inline, not in a shared table), so the province's workbook costs the same memory at 5 million
-#: returns as at 1 million; rows must therefore be written in order, sheet by sheet. The temp files
-#: hold names and phones: `tmpdir` puts them in a closed folder under the data root, never in the
-#: system's temp folder.
+#: its leading zeros.
 WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False,
-                    "strings_to_numbers": False, "constant_memory": True}
+                    "strings_to_numbers": False}
+#: A workbook of up to this many findings is built in memory (xlsxwriter keeps about 1.6 kB a
+#: finding). A larger one is built in constant memory: each row goes to a temp file once written
+#: (strings inline, not in a shared table; rows in order, sheet by sheet), so the province's
+#: workbook costs the same memory at 5 million returns as at 1 million. Its temp files hold names
+#: and phones: `tmpdir` puts them in a closed folder under the data root, never the system's.
+IN_MEMORY_FINDINGS = 100_000
+#: Offices whose findings are read together, up to this many rows: one scan of the follow-up
+#: list for the many small offices, one office at a time for a large one.
+READ_FINDINGS = 200_000
 #: xlsxwriter stamps the workbook with the time it was written unless told otherwise: a fixed
 #: date keeps a workbook's bytes a function of its findings (the ZIP entries get a fixed date too).
 CREATED = datetime(1980, 1, 1)
@@ -75,7 +80,8 @@ def follow_up_workbooks(settings: Settings, year: int) -> dict:
 
 
 def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.LazyFrame,
-                    sheet_rows: int = SHEET_ROWS) -> dict:
+                    sheet_rows: int = SHEET_ROWS,
+                    in_memory_findings: int = IN_MEMORY_FINDINGS) -> dict:
     """Write the year's follow-up workbooks (one per county with findings, the province's for the
     rest), replacing the previous set whole; return the folder, the count and the file names."""
     out_dir = closed_dir(settings.output_dir(year))
@@ -88,7 +94,8 @@ def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.
     closed_dir(building)
     closed_dir(scratch)
     try:
-        files = _write_offices(building, scratch, year, follow_up, sheet_rows)
+        files = _write_offices(building, scratch, year, follow_up,
+                               {"sheet_rows": sheet_rows, "in_memory_findings": in_memory_findings})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     # Swap the whole folder, so that an office with no findings any more keeps no stale workbook.
@@ -100,7 +107,7 @@ def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.
 
 
 def _write_offices(building: Path, scratch: Path, year: int,
-                   follow_up: pl.DataFrame | pl.LazyFrame, sheet_rows: int) -> list[str]:
+                   follow_up: pl.DataFrame | pl.LazyFrame, sizes: dict) -> list[str]:
     """Write each office's workbook into the building folder; return the file names."""
     names = {r["code"]: r["name"] for r in reference.regions()}
     counties = reference.county_codes()
@@ -108,27 +115,43 @@ def _write_offices(building: Path, scratch: Path, year: int,
     # Null or not a current county (quarantined files, unreadable regions): the province's.
     office = pl.when(pl.col("region_code").is_in(counties)).then(
         pl.col("region_code")).fill_null(PROVINCE)
-    codes = findings.select(office=office).unique().collect()["office"].sort()
+    counts = findings.group_by(office.alias("office")).len().sort("office").collect()
     files = []
-    for code in codes:
-        # The sort is stable and the filter keeps the file's order: the same rows in the same
-        # order as sorting the whole year first.
-        rows = findings.filter(office == code).sort(SORT_BY, nulls_last=True,
-                                                    maintain_order=True).collect()
-        name = f"{code}_{names[code]}.xlsx"
-        _write_workbook(building / name, code, names[code], year, rows, scratch, sheet_rows)
-        (building / name).chmod(CLOSED_FILE)
-        files.append(name)
-        del rows  # before the next office's are read
+    for codes in _read_together(counts):
+        read = findings.with_columns(office=office).filter(pl.col("office").is_in(codes)).collect()
+        for code in codes:
+            # The sort is stable and the filter keeps the file's order: the same rows in the
+            # same order as sorting the whole year first.
+            rows = read.filter(pl.col("office") == code).drop("office").sort(
+                SORT_BY, nulls_last=True, maintain_order=True)
+            name = f"{code}_{names[code]}.xlsx"
+            _write_workbook(building / name, code, names[code], year, rows, scratch, **sizes)
+            (building / name).chmod(CLOSED_FILE)
+            files.append(name)
+        del read, rows  # before the next offices' are read
     return files
 
 
+def _read_together(counts: pl.DataFrame) -> list[list[str]]:
+    """Office codes in order, grouped up to READ_FINDINGS rows (a larger office alone)."""
+    groups, total = [], READ_FINDINGS
+    for code, rows in counts.iter_rows():
+        if total + rows > READ_FINDINGS:
+            groups.append([])
+            total = 0
+        groups[-1].append(code)
+        total += rows
+    return groups
+
+
 def _write_workbook(path: Path, code: str, name: str, year: int, rows: pl.DataFrame,
-                    scratch: Path, sheet_rows: int) -> None:
+                    scratch: Path, sheet_rows: int, in_memory_findings: int) -> None:
     """One office's workbook: the summary, then its findings with columns for the outcome."""
     sheets = [FINDINGS_SHEET] + [f"{FINDINGS_SHEET}（{i}）"
                                  for i in range(2, -(-rows.height // sheet_rows) + 1)]
-    workbook = xlsxwriter.Workbook(path, WORKBOOK_OPTIONS | {"tmpdir": str(scratch)})
+    large = {"constant_memory": True, "tmpdir": str(scratch)}
+    workbook = xlsxwriter.Workbook(path, WORKBOOK_OPTIONS | (
+        {"in_memory": True} if rows.height <= in_memory_findings else large))
     workbook.set_properties({"title": f"{year}年度企业标准化调查问题核查清单（{name}）",
                              "created": CREATED})
     text = workbook.add_format({"num_format": "@"})

@@ -182,15 +182,6 @@ def _renderer():
     return vl_convert
 
 
-def warm_renderer() -> None:
-    """Start the chart renderer ahead of the report: its first chart compiles Vega and loads
-    the CJK font, about a second that `survey run` spends beside the steps before it."""
-    import altair as alt
-
-    _svg(alt.Chart(alt.Data(values=[{"label": "浙江", "value": 1}]), title="预热").mark_bar()
-         .encode(x="value:Q", y="label:N"))
-
-
 def _svg(chart) -> str:
     """The chart as an inline SVG element (no XML prolog, no script)."""
     spec = chart.configure(font=CJK_FONT).configure_view(stroke=None).to_dict()

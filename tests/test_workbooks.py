@@ -194,10 +194,11 @@ def test_a_rerun_replaces_the_years_workbooks(written):
     assert sorted(p.name for p in settings.output_dir(YEAR).iterdir()) == ["follow_up"]
 
 
-def test_findings_past_a_sheets_rows_go_on_further_sheets(tmp_path):
+@pytest.mark.parametrize("in_memory_findings", [100, 0], ids=["in-memory", "constant-memory"])
+def test_findings_past_a_sheets_rows_go_on_further_sheets(tmp_path, in_memory_findings):
     settings = Settings(data_dir=tmp_path)
     seven = follow_up(*(finding("W101", source_row=row) for row in range(2, 9)))
-    write_workbooks(settings, YEAR, seven, sheet_rows=3)
+    write_workbooks(settings, YEAR, seven, sheet_rows=3, in_memory_findings=in_memory_findings)
     book = openpyxl.load_workbook(settings.output_dir(YEAR) / "follow_up" / "330106_西湖区.xlsx")
     assert book.sheetnames == ["汇总", "问题清单", "问题清单（2）", "问题清单（3）"]
     sheets = [book[name] for name in book.sheetnames[1:]]
@@ -237,7 +238,7 @@ def test_temp_files_stay_in_a_closed_folder_under_the_data_root(tmp_path, monkey
     settings = Settings(data_dir=tmp_path / "data")
     umask = os.umask(0o022)
     try:
-        write_workbooks(settings, YEAR, YEAR_FINDINGS)
+        write_workbooks(settings, YEAR, YEAR_FINDINGS, in_memory_findings=0)  # all large
     finally:
         os.umask(umask)
     scratch = settings.data_dir / "tmp" / "workbooks"
