@@ -70,8 +70,10 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def tabulate(con: duckdb.DuckDBPyConnection, enterprises: Path) -> None:
-    """The view `contributions`: what each enterprise of a statistical layer adds to each cell."""
+    """The views `reported` (each enterprise's value of each indicator) and `contributions` (what
+    it adds to each cell) of a statistical layer."""
     con.read_parquet(str(enterprises)).create_view("enterprises")
+    con.sql(statement("reported")).create_view("reported")
     con.sql(statement("contributions")).create_view("contributions")
 
 

@@ -112,7 +112,8 @@ def cells_of(frame: pl.DataFrame, has_frame: bool = False) -> pl.DataFrame:
     # A step's DuckDB spills under the data root: here, a fresh folder.
     con = connect(Settings(data_dir=Path(tempfile.mkdtemp(prefix="cells-"))))
     con.register("enterprises", frame.to_arrow())
-    con.sql(statement("contributions")).create_view("contributions")
+    for view in ("reported", "contributions"):  # as aggregate.tabulate makes them
+        con.sql(statement(view)).create_view(view)
     return con.sql(statement("cells"), params={"has_frame": has_frame}).pl()
 
 

@@ -2,22 +2,80 @@
 -- the linked public tables, with what disclosure control needs: value, contributors (imputed
 -- enterprises included), enterprises (accepted returns), imputed (enterprises imputed, §6) and the
 -- part of the value they make, and the two largest single contributions (top1, top2)
--- input: contributions (contributions.sql), tabulated (cells shown even without enterprises),
--- indicators; parameter: has_frame (without a survey frame nothing is imputed: imputed is null)
-with sums as (
+-- input: reported (reported.sql), region_ancestors / industry_ancestors / size_ancestors and
+-- placements (placed as contributions.sql places an enterprise), tabulated (cells shown even
+-- without enterprises), indicators; parameter: has_frame (without a survey frame nothing is
+-- imputed: imputed is null)
+with region_keys as (
+    -- a code's ancestors at every level a placement uses: codes that share them count in the
+    -- same cells (the counties of a city do not, the classes of a division do)
+    select code, string_agg(level || '=' || ancestor, '|' order by level) as cell_key
+    from region_ancestors
+    where level in (select region_level from placements)
+    group by code
+),
+
+industry_keys as (
+    select code, string_agg(level || '=' || ancestor, '|' order by level) as cell_key
+    from industry_ancestors
+    where level in (select industry_level from placements)
+    group by code
+),
+
+size_keys as (
+    select code, string_agg(level || '=' || ancestor, '|' order by level) as cell_key
+    from size_ancestors
+    where level in (select size_level from placements)
+    group by code
+),
+
+finest as (
+    -- the enterprises summed first by the cells they all count in, each part with a code of
+    -- its own to be placed by: a cell's sums and counts add its parts' up, and its two largest
+    -- contributions are among its parts' two largest. Tens of thousands of parts to place
+    -- rather than an enterprise each.
     select
-        region_code,
-        industry_code,
-        size_class,
-        indicator,
-        sum(value) as value,
-        count(*) filter (where value > 0) as contributors,
-        count(*) filter (where not imputed) as enterprises,
-        count(*) filter (where imputed) as imputed,
-        coalesce(sum(value) filter (where imputed), 0) as imputed_value,
-        max(value, 2) as largest
-    from contributions
-    group by region_code, industry_code, size_class, indicator
+        any_value(reported.region_code) as region_code,
+        any_value(reported.industry_code) as industry_code,
+        any_value(reported.size_class) as size_class,
+        reported.indicator,
+        sum(reported.value) as value,
+        count(*) filter (where reported.value > 0) as contributors,
+        count(*) filter (where not reported.imputed) as enterprises,
+        count(*) filter (where reported.imputed) as imputed,
+        coalesce(sum(reported.value) filter (where reported.imputed), 0) as imputed_value,
+        max(reported.value, 2) as largest
+    from reported
+    join region_keys on region_keys.code = reported.region_code
+    join industry_keys on industry_keys.code = reported.industry_code
+    join size_keys on size_keys.code = reported.size_class
+    group by region_keys.cell_key, industry_keys.cell_key, size_keys.cell_key, reported.indicator
+),
+
+sums as (
+    select
+        region.ancestor as region_code,
+        industry.ancestor as industry_code,
+        size.ancestor as size_class,
+        finest.indicator,
+        sum(finest.value) as value,
+        sum(finest.contributors) as contributors,
+        sum(finest.enterprises) as enterprises,
+        sum(finest.imputed) as imputed,
+        sum(finest.imputed_value) as imputed_value,
+        max(finest.largest[1]) as top1,
+        -- the second largest is a part's second, or the largest of another part
+        greatest(max(finest.largest[1], 2)[2],
+                 arg_max(finest.largest[2], finest.largest[1])) as top2
+    from finest
+    cross join placements
+    join region_ancestors as region
+        on region.code = finest.region_code and region.level = placements.region_level
+    join industry_ancestors as industry
+        on industry.code = finest.industry_code and industry.level = placements.industry_level
+    join size_ancestors as size
+        on size.code = finest.size_class and size.level = placements.size_level
+    group by region.ancestor, industry.ancestor, size.ancestor, finest.indicator
 ),
 
 cell_keys as (
@@ -34,8 +92,8 @@ select
     coalesce(sums.value, 0) as value,
     coalesce(sums.contributors, 0) as contributors,
     coalesce(sums.enterprises, 0) as enterprises,
-    coalesce(sums.largest[1], 0) as top1,
-    coalesce(sums.largest[2], 0) as top2,
+    coalesce(sums.top1, 0) as top1,
+    coalesce(sums.top2, 0) as top2,
     case when $has_frame then coalesce(sums.imputed, 0) end as imputed,
     case when $has_frame then coalesce(sums.imputed_value, 0) end as imputed_value
 from cell_keys
