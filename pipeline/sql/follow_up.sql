@@ -2,13 +2,24 @@
 -- every warning of an accepted row, the D rule of a superseded or duplicate row, and every
 -- quarantined file (F rule). Frame enterprises without a return (N401) come from no_return.sql.
 -- input: returns (the valid layer), quarantined (file, rule, reason), rules
-with row_findings as (
+with unnested as (
+    -- the findings of the rows that have some to chase, one row each (unnest in the select
+    -- list: as a lateral join, DuckDB would number and regroup every row of the year)
     select
-        r.region_code, r.credit_code, r.enterprise_name,
+        region_code, credit_code, enterprise_name, outcome,
+        unnest(findings) as f,
+        source_file, source_row, contact_name, contact_phone
+    from returns
+    where outcome = 'rejected' or (outcome = 'accepted' and len(warnings) > 0)
+),
+
+row_findings as (
+    select
+        region_code, credit_code, enterprise_name,
         f.rule_id, f.column_name, f.value_received,
-        r.source_file, r.source_row, r.contact_name, r.contact_phone
-    from returns as r, unnest(r.findings) as t(f)
-    where r.outcome = 'rejected' or (r.outcome = 'accepted' and f.severity = 'W')
+        source_file, source_row, contact_name, contact_phone
+    from unnested
+    where outcome = 'rejected' or f.severity = 'W'
 ),
 
 outcome_findings as (
