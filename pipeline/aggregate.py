@@ -59,9 +59,11 @@ def aggregate_year(settings: Settings, year: int) -> dict:
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A step's DuckDB (pipeline.sql.connect) with the tabulation and the code lists as tables
-    (tabulation.register), and industry_sections (GB/T 4754 class → section letter)."""
+    (tabulation.register), the macro `placed` (placed.sql), and industry_sections (GB/T 4754
+    class → section letter)."""
     con = sql.connect(settings)
     tabulation.register(con)
+    con.execute(statement("placed"))
     sections = reference.class_sections()
     con.from_arrow(pa.table({"industry_code": list(sections),
                              "section_code": list(sections.values())})

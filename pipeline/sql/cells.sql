@@ -3,7 +3,7 @@
 -- enterprises included), enterprises (accepted returns), imputed (enterprises imputed, §6) and the
 -- part of the value they make, and the two largest single contributions (top1, top2)
 -- input: reported (reported.sql), region_ancestors / industry_ancestors / size_ancestors and
--- placements (placed as contributions.sql places an enterprise), tabulated (cells shown even
+-- placements (the levels the placements use), placed (placed.sql), tabulated (cells shown even
 -- without enterprises), indicators; parameter: has_frame (without a survey frame nothing is
 -- imputed: imputed is null)
 with region_keys as (
@@ -54,28 +54,20 @@ finest as (
 
 sums as (
     select
-        region.ancestor as region_code,
-        industry.ancestor as industry_code,
-        size.ancestor as size_class,
-        finest.indicator,
-        sum(finest.value) as value,
-        sum(finest.contributors) as contributors,
-        sum(finest.enterprises) as enterprises,
-        sum(finest.imputed) as imputed,
-        sum(finest.imputed_value) as imputed_value,
-        max(finest.largest[1]) as top1,
+        region_code,
+        industry_code,
+        size_class,
+        indicator,
+        sum(value) as value,
+        sum(contributors) as contributors,
+        sum(enterprises) as enterprises,
+        sum(imputed) as imputed,
+        sum(imputed_value) as imputed_value,
+        max(largest[1]) as top1,
         -- the second largest is a part's second, or the largest of another part
-        greatest(max(finest.largest[1], 2)[2],
-                 arg_max(finest.largest[2], finest.largest[1])) as top2
-    from finest
-    cross join placements
-    join region_ancestors as region
-        on region.code = finest.region_code and region.level = placements.region_level
-    join industry_ancestors as industry
-        on industry.code = finest.industry_code and industry.level = placements.industry_level
-    join size_ancestors as size
-        on size.code = finest.size_class and size.level = placements.size_level
-    group by region.ancestor, industry.ancestor, size.ancestor, finest.indicator
+        greatest(max(largest[1], 2)[2], arg_max(largest[2], largest[1])) as top2
+    from placed(finest)
+    group by region_code, industry_code, size_class, indicator
 ),
 
 cell_keys as (
