@@ -262,7 +262,7 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
             entries[f"{scope}/{name}"]["path"] = str(relative)
     except BaseException:
         # A Sliced table fails its checks once written: its rows must not wait for the next run.
-        shutil.rmtree(building)
+        shutil.rmtree(building, ignore_errors=True)  # never in place of the error itself
         raise
     manifest = {
         "survey_year": year,

@@ -84,6 +84,7 @@ def test_cells_equal_a_plain_recomputation_from_the_population(two_years, year):
     for column in ("value", "top1", "top2", "imputed_value"):
         assert (both[column] - both[f"{column}_expected"]).abs().max() < 1e-6, column
     for column in ("contributors", "enterprises", "imputed"):
+        assert cells.schema[column] == pl.Int64, column  # counts, not sums of floats
         assert (both[column] == both[f"{column}_expected"]).all(), column
     regions = set(cells.filter(pl.col("industry_code") == TOTAL)["region_code"])
     assert regions == {r["code"] for r in reference.regions()}

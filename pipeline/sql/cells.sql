@@ -59,9 +59,10 @@ sums as (
         size_class,
         indicator,
         sum(value) as value,
-        sum(contributors) as contributors,
-        sum(enterprises) as enterprises,
-        sum(imputed) as imputed,
+        -- counts stay bigint (a sum of bigints is a hugeint in DuckDB)
+        sum(contributors)::bigint as contributors,
+        sum(enterprises)::bigint as enterprises,
+        sum(imputed)::bigint as imputed,
         sum(imputed_value) as imputed_value,
         max(largest[1]) as top1,
         -- the second largest is a part's second, or the largest of another part
