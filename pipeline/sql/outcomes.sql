@@ -48,32 +48,29 @@ numbered as (
     left join copies using (source_file, source_row)
 ),
 
-candidates as (
+ranked as (
     -- D201: among valid first copies, the latest submitted_at wins; ties go to the file
-    -- whose name sorts later, then the later row
+    -- whose name sorts later, then the later row (the other rows rank in a partition apart)
     select
-        source_file,
-        source_row,
+        *,
         row_number() over (
-            partition by credit_code
+            partition by credit_code, copy_number = 1 and not rejected
             order by submitted_at desc, source_file desc, source_row desc
         ) as recency
     from numbered
-    where copy_number = 1 and not rejected
 )
 
 select
-    numbered.source_file,
-    numbered.source_row,
+    source_file,
+    source_row,
     case
-        when numbered.copy_number > 1 then 'duplicate'
-        when numbered.rejected then 'rejected'
-        when candidates.recency = 1 then 'accepted'
+        when copy_number > 1 then 'duplicate'
+        when rejected then 'rejected'
+        when recency = 1 then 'accepted'
         else 'superseded'
     end as outcome,
     case
-        when numbered.copy_number > 1 then 'D202'
-        when not numbered.rejected and candidates.recency > 1 then 'D201'
+        when copy_number > 1 then 'D202'
+        when not rejected and recency > 1 then 'D201'
     end as outcome_rule
-from numbered
-left join candidates using (source_file, source_row)
+from ranked
