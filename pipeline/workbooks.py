@@ -68,6 +68,10 @@ CREATED = datetime(1980, 1, 1)
 #: An XLSX sheet holds 1,048,576 rows: the header and this many findings under it. An office with
 #: more gets further findings sheets, 问题清单（2） and on, rather than losing the rest.
 SHEET_ROWS = 1_048_575
+#: A cell holds at most this many characters (xlsxwriter would cut a longer value without a
+#: word): a longer one is cut with CUT_NOTE at its end, which says where the whole value is.
+CELL_CHARS = 32_767
+CUT_NOTE = "…〔过长已截断，完整内容见 follow_up.csv〕"
 FINDINGS_SHEET = "问题清单"
 
 
@@ -182,7 +186,7 @@ def _write_findings(sheet, styles: dict, rows: pl.DataFrame) -> None:
             if column == "severity":
                 value = f"{value} {SEVERITY_ZH.get(value, '')}".strip()
             # -1: past the sheet's last row; the split into sheets should make it impossible.
-            if value is not None and sheet.write_string(row, col, str(value), text) == -1:
+            if value is not None and sheet.write_string(row, col, _cell_text(value), text) == -1:
                 raise ValueError(f"finding {row} does not fit on sheet {sheet.name}")
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, rows.height, len(COLUMNS) - 1)
@@ -192,6 +196,11 @@ def _write_findings(sheet, styles: dict, rows: pl.DataFrame) -> None:
         "error_message": "请从下拉列表中选择；其他情况选“其他”并在“说明”列写明。"})
     sheet.repeat_rows(0)
     sheet.set_landscape()
+
+
+def _cell_text(value) -> str:
+    text = str(value)
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - len(CUT_NOTE)] + CUT_NOTE
 
 
 def _write_summary(sheet, styles: dict, code: str, name: str, year: int,

@@ -14,7 +14,7 @@ import pytest
 from conftest import YEAR
 
 from pipeline.config import Settings
-from pipeline.workbooks import COLUMNS, OUTCOMES, write_workbooks
+from pipeline.workbooks import CELL_CHARS, COLUMNS, CUT_NOTE, OUTCOMES, write_workbooks
 
 FOLLOW_UP_SCHEMA = {"region_code": pl.Utf8, "credit_code": pl.Utf8, "enterprise_name": pl.Utf8,
                     "rule_id": pl.Utf8, "severity": pl.Utf8, "column_name": pl.Utf8,
@@ -246,3 +246,16 @@ def test_temp_files_stay_in_a_closed_folder_under_the_data_root(tmp_path, monkey
     assert stat.S_IMODE(scratch.stat().st_mode) == 0o700
     assert list(scratch.iterdir()) == []  # removed with the run
     assert not (tmp_path / "system-temp-not-to-be-used").exists()
+
+
+def test_a_value_longer_than_a_cell_is_cut_and_says_so(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    fits, long = "甲" * CELL_CHARS, "乙" * (CELL_CHARS + 5000)
+    write_workbooks(settings, YEAR, follow_up(
+        finding("E002", source_row=2, column_name="enterprise_name", value_received=fits),
+        finding("E002", source_row=3, column_name="enterprise_name", value_received=long)))
+    book = openpyxl.load_workbook(settings.output_dir(YEAR) / "follow_up" / "330106_西湖区.xlsx")
+    received = [row[6] for row in cells(book["问题清单"])[1:]]
+    assert received[0] == fits
+    assert len(received[1]) == CELL_CHARS and received[1].endswith(CUT_NOTE)
+    assert received[1].startswith("乙" * (CELL_CHARS - len(CUT_NOTE)))
