@@ -72,6 +72,9 @@ class Sliced:
         """The table's slices, cast and checked; the failures of every slice are raised together
         (one SchemaErrors, rows numbered across the table) after the last slice."""
         schema = table_schema(*self.key)
+        # A column's own `unique` would be judged a slice at a time: only the table's is carried.
+        if any(column.unique for column in schema.columns.values()):
+            raise TypeError(f"{self.key}: a column-level unique cannot be checked in slices")
         per_slice = copy.deepcopy(schema)
         per_slice.unique = None
         scan = pl.scan_parquet(self.path, glob=False)
