@@ -251,7 +251,6 @@ def test_publishing_again_publishes_the_same_rows(two_years):
     assert len(snapshots) <= 2
 
 
-
 def test_the_large_tables_are_checked_and_written_a_slice_at_a_time(two_years, tmp_path,
                                                                      monkeypatch):
     source, _ = two_years
