@@ -224,10 +224,11 @@ def table_columns(name: str) -> dict[str, str]:
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Give a DuckDB connection the tabulation as tables: regions, industries, indicators
     (indicator, position, kind);
-    <dimension>_ancestors (code, level, ancestor) for each dimension; placements
-    (region_level, industry_level, size_level); tabulated (the cells shown even without
-    enterprises); region_rollup (code, ancestor: a county, or 000000 for an unreadable region,
-    to every region its rows count in)."""
+    <dimension>_ancestors (code, level, ancestor) and <dimension>_parts (code, part: its
+    ancestors at the levels some placement uses, so codes of one part count in the same cells)
+    for each dimension; placements (region_level, industry_level, size_level); tabulated (the
+    cells shown even without enterprises); region_rollup (code, ancestor: a county, or 000000
+    for an unreadable region, to every region its rows count in)."""
     con.read_csv(str(reference.REFERENCE_DIR / "zhejiang_regions.csv"),
                  all_varchar=True).to_table("regions")
     con.read_csv(str(reference.REFERENCE_DIR / "industry_gbt4754_2017.csv"),
@@ -236,13 +237,19 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         "indicator": list(INDICATORS), "position": list(range(len(INDICATORS))),
         "kind": ["magnitude" if i in MAGNITUDES else "enterprise_count" for i in INDICATORS],
     })).to_table("indicators")
-    for dimension in DIMENSIONS:
-        rows = [(code, level, ancestor) for code, chain in dimension.ancestors().items()
+    combos = placements()
+    for i, dimension in enumerate(DIMENSIONS):
+        chains = dimension.ancestors()
+        rows = [(code, level, ancestor) for code, chain in chains.items()
                 for level, ancestor in chain.items()]
         con.from_arrow(pa.table({"code": [r[0] for r in rows], "level": [r[1] for r in rows],
                                  "ancestor": [r[2] for r in rows]})
                        ).to_table(f"{dimension.name}_ancestors")
-    combos = placements()
+        used = sorted({combo[i] for combo in combos})
+        parts = {code: "|".join(f"{level}={chain[level]}" for level in used if level in chain)
+                 for code, chain in chains.items()}
+        con.from_arrow(pa.table({"code": list(parts), "part": list(parts.values())})
+                       ).to_table(f"{dimension.name}_parts")
     con.from_arrow(pa.table({f"{d.name}_level": [c[i] for c in combos]
                              for i, d in enumerate(DIMENSIONS)})).to_table("placements")
     cells = always_tabulated()

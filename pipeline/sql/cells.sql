@@ -2,38 +2,15 @@
 -- the linked public tables, with what disclosure control needs: value, contributors (imputed
 -- enterprises included), enterprises (accepted returns), imputed (enterprises imputed, §6) and the
 -- part of the value they make, and the two largest single contributions (top1, top2)
--- input: reported (reported.sql), region_ancestors / industry_ancestors / size_ancestors and
--- placements (the levels the placements use), placed (placed.sql), tabulated (cells shown even
--- without enterprises), indicators; parameter: has_frame (without a survey frame nothing is
--- imputed: imputed is null)
-with region_keys as (
-    -- a code's ancestors at every level a placement uses: codes that share them count in the
-    -- same cells (the counties of a city do not, the classes of a division do)
-    select code, string_agg(level || '=' || ancestor, '|' order by level) as cell_key
-    from region_ancestors
-    where level in (select region_level from placements)
-    group by code
-),
-
-industry_keys as (
-    select code, string_agg(level || '=' || ancestor, '|' order by level) as cell_key
-    from industry_ancestors
-    where level in (select industry_level from placements)
-    group by code
-),
-
-size_keys as (
-    select code, string_agg(level || '=' || ancestor, '|' order by level) as cell_key
-    from size_ancestors
-    where level in (select size_level from placements)
-    group by code
-),
-
-finest as (
-    -- the enterprises summed first by the cells they all count in, each part with a code of
-    -- its own to be placed by: a cell's sums and counts add its parts' up, and its two largest
-    -- contributions are among its parts' two largest. Tens of thousands of parts to place
-    -- rather than an enterprise each.
+-- input: reported (reported.sql), region_parts / industry_parts / size_parts (code, part),
+-- placed (placed.sql), tabulated (cells shown even without enterprises), indicators;
+-- parameter: has_frame (without a survey frame nothing is imputed: imputed is null)
+with finest as (
+    -- the enterprises summed first by the cells they all count in (the parts of each
+    -- dimension's codes: the counties of a city are apart, the classes of a division are
+    -- one), each part with a code of its own to be placed by: a cell's sums and counts add its
+    -- parts' up, and its two largest contributions are among its parts' two largest. Tens of
+    -- thousands of parts to place rather than an enterprise each.
     select
         any_value(reported.region_code) as region_code,
         any_value(reported.industry_code) as industry_code,
@@ -46,10 +23,10 @@ finest as (
         coalesce(sum(reported.value) filter (where reported.imputed), 0) as imputed_value,
         max(reported.value, 2) as largest
     from reported
-    join region_keys on region_keys.code = reported.region_code
-    join industry_keys on industry_keys.code = reported.industry_code
-    join size_keys on size_keys.code = reported.size_class
-    group by region_keys.cell_key, industry_keys.cell_key, size_keys.cell_key, reported.indicator
+    join region_parts on region_parts.code = reported.region_code
+    join industry_parts on industry_parts.code = reported.industry_code
+    join size_parts on size_parts.code = reported.size_class
+    group by region_parts.part, industry_parts.part, size_parts.part, reported.indicator
 ),
 
 sums as (
