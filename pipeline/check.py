@@ -36,13 +36,13 @@ def landed_batches(settings: Settings, year: int, workers: int = 1,
     ordered = sorted(paths, key=lambda p: (-sizes[p], p.name))
     # Bytes are not work: a file over the row limit is refused after a count of its lines
     # (F305), so sharing the rest with it would leave them all to one worker.
-    alone = 0
+    alone, rest = 0, sum(sizes.values())
     while alone < len(ordered):
-        rest = sum(sizes[p] for p in ordered[alone:])
         count = max(1, -(-rest // batch_bytes))
         count = min(len(ordered) - alone, -(-count // workers) * workers)
         if sizes[ordered[alone]] * count <= rest:
             break
+        rest -= sizes[ordered[alone]]
         alone += 1
     batches: list[list[Path]] = [[path] for path in ordered[:alone]]
     shared: list[list[Path]] = [[] for _ in range(count if alone < len(ordered) else 0)]
