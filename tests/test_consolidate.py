@@ -72,6 +72,18 @@ def test_duplicates_of_rejected_rows_compare_the_unreadable_text(tmp_path):
                    ("a.csv", 4): ("rejected", None)}
 
 
+def test_copies_without_a_credit_code_or_time_are_still_found(tmp_path):
+    # A blank key is compared as a value: equal rows without one are still copies.
+    blank = good_return(credit_code=None, submitted_at=None)
+    named_otherwise = good_return(credit_code=None, submitted_at=None, enterprise_name="乙公司")
+    unreadable_time = good_return(credit_code=None, submitted_at="昨天")
+    got = outcomes(tmp_path, {"a.csv": [blank, named_otherwise, blank, unreadable_time],
+                              "b.csv": [unreadable_time]})
+    assert got == {("a.csv", 2): ("rejected", None), ("a.csv", 3): ("rejected", None),
+                   ("a.csv", 4): ("duplicate", "D202"), ("a.csv", 5): ("rejected", None),
+                   ("b.csv", 2): ("duplicate", "D202")}
+
+
 def test_different_enterprises_do_not_supersede_each_other(tmp_path):
     got = outcomes(tmp_path, {"a.csv": [good_return(), good_return(credit_code=OTHER)]})
     assert {o for o, _ in got.values()} == {"accepted"}

@@ -2,22 +2,21 @@
 -- with its outcome (accepted / rejected / superseded / duplicate) and the D rule that decided it.
 -- input: checked (the validated rows of every read file); only keys and form columns are read
 with keyed as (
-    -- every form column (and the text of cells that did not read) as one hash
-    select
-        source_file,
-        source_row,
-        credit_code,
-        submitted_at,
-        rejected,
-        hash(*columns(* exclude (
-            source_file, source_row, source_sha256, cell_status, findings, rejected, warnings
-        ))) as form_hash
+    select source_file, source_row, credit_code, submitted_at, rejected
     from checked
+),
+
+candidates as (
+    -- rows equal in every form column share these two: only rows that share them with
+    -- another are compared whole (null is a value here, as in the comparison below)
+    select credit_code, submitted_at
+    from keyed
+    group by all
+    having count(*) > 1
 ),
 
 copies as (
     -- D202: rows equal in every form column after normalisation; the first copy stands.
-    -- Only rows that share their hash with another can be equal: they alone are compared.
     select
         source_file,
         source_row,
@@ -35,9 +34,9 @@ copies as (
             order by source_file, source_row
         ) as copy_number
     from checked
-    where hash(*columns(* exclude (
-        source_file, source_row, source_sha256, cell_status, findings, rejected, warnings
-    ))) in (select form_hash from keyed group by form_hash having count(*) > 1)
+    semi join candidates
+        on checked.credit_code is not distinct from candidates.credit_code
+        and checked.submitted_at is not distinct from candidates.submitted_at
 ),
 
 numbered as (
