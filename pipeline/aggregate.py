@@ -12,10 +12,12 @@ import pyarrow as pa
 from pipeline import sql, tabulation
 from pipeline.config import Settings, closed_dir
 from pipeline.imputation import RETURN_COLUMNS
-from pipeline.population import imputed_enterprises, no_frame, read_frame
+from pipeline.population import IMPUTED, imputed_enterprises, no_frame, read_frame
 from pipeline.sql import statement
 from pipeline.valid import valid_returns
+from pipeline.validate import CELL_STATUS
 from schemas import reference
+from schemas.form import FORM_COLUMNS
 
 #: What disclosure control writes beside the cells (pipeline/protect.py): the cells with their
 #: statuses, and the record of what was hidden and audited. Removed first here: cells protected
@@ -59,11 +61,18 @@ def aggregate_year(settings: Settings, year: int) -> dict:
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A step's DuckDB (pipeline.sql.connect) with the tabulation and the code lists as tables
-    (tabulation.register), the macro `placed` (placed.sql), and industry_sections (GB/T 4754
-    class → section letter)."""
+    (tabulation.register), the macro `placed` (placed.sql), industry_sections (GB/T 4754
+    class → section letter) and the type `cell_statuses`."""
     con = sql.connect(settings)
     tabulation.register(con)
     con.execute(statement("placed"))
+    # A struct of one-byte letters, one per form column: DuckDB reads the statuses as strings,
+    # and ordering the population by credit code carried 33 of them a row (3.7 s, against
+    # 2.2 s with this type, at a million returns). Parquet stores either as strings.
+    con.execute("create type cell_status_letter as enum (select unnest($letters))",
+                {"letters": [*CELL_STATUS.categories, IMPUTED]})
+    con.execute("create type cell_statuses as struct("
+                + ", ".join(f'"{name}" cell_status_letter' for name in FORM_COLUMNS) + ")")
     sections = reference.class_sections()
     con.from_arrow(pa.table({"industry_code": list(sections),
                              "section_code": list(sections.values())})

@@ -21,6 +21,8 @@ from schemas.form import FORM_COLUMNS, FRAME_COLUMNS, SIZE_LABELS, SurveyFrame
 
 #: What the follow-up list names as the source of a frame row.
 FRAME_SOURCE = "frame/{year}.csv"
+#: survey-form §5: the status of an imputed cell.
+IMPUTED = "I"
 _REJECTED_SCHEMA = {"source_row": pl.Int64, "credit_code": pl.Utf8, "enterprise_name": pl.Utf8,
                     "region_code": pl.Utf8, "column_name": pl.Utf8, "value_received": pl.Utf8}
 
@@ -138,7 +140,7 @@ def imputed_enterprises(settings: Settings, year: int, frame: Frame,
                                         how="anti")
     solved = impute(recipients, returns.select(RETURN_COLUMNS), previous_returns(settings, year))
     status = pl.struct(
-        (pl.lit("I") if c in IMPUTED_COLUMNS else pl.lit(None, pl.Utf8)).alias(c)
+        (pl.lit(IMPUTED) if c in IMPUTED_COLUMNS else pl.lit(None, pl.Utf8)).alias(c)
         for c in FORM_COLUMNS)
     return (
         frame.enterprises.join(solved, on="credit_code")

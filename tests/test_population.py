@@ -126,6 +126,8 @@ def test_a_frame_in_lower_case_or_full_width_finds_its_returns(tmp_path):
     assert (imputed["credit_code"], imputed["imputation"]) == (CODES[3], "donor")
     assert imputed["donor_credit_code"] in CODES[:3]
     assert imputed["source_file"] is None and imputed["cell_status"]["intl_involved"] == "I"
+    returned = enterprises.filter(pl.col("imputation").is_null())
+    assert returned["cell_status"].struct.field("employees").to_list() == ["R"] * 3
     donor = enterprises.filter(pl.col("credit_code") == imputed["donor_credit_code"])
     assert imputed["intl_involved"] == donor["intl_involved"].item()
     headline = tables[("public", "headline")]

@@ -9,7 +9,9 @@ with population as (
 )
 
 select
-    population.* exclude (imputation, donor_credit_code, source_file, source_row),
+    -- cell_status as one-byte letters (aggregate.connect), not 33 strings, through the sort
+    population.* exclude (imputation, donor_credit_code, source_file, source_row)
+        replace (population.cell_status::cell_statuses as cell_status),
     population.imputation,
     population.donor_credit_code,
     population.source_file,
