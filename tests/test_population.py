@@ -16,6 +16,7 @@ from pipeline.population import check_frame, read_frame
 from pipeline.protect import protect_year
 from pipeline.publish import build_tables
 from pipeline.report import report
+from pipeline.valid import scan_valid_returns
 from pipeline.validate import check_returns
 from schemas import reference
 from schemas.tables import MAGNITUDES, PROVINCE, TOTAL
@@ -99,7 +100,11 @@ def tiny_year(tmp_path, frame: str | None) -> tuple[Settings, dict]:
         settings.frame_path(YEAR).write_text(FRAME_HEADER + frame, encoding="utf-8")
     accounting = report(settings, YEAR, [{"source_file": "a.csv", "status": "read",
                                           "rows": len(rows), "sha256": "x"}])
-    aggregate_year(settings, YEAR)
+    aggregated = aggregate_year(settings, YEAR)
+    accepted = sum(outcome == "accepted" for outcome in
+                   scan_valid_returns(settings, YEAR).collect()["outcome"])
+    assert (aggregated["returns"], aggregated["returns"] + sum(aggregated["imputed"].values())
+            ) == (accepted, aggregated["enterprises"])
     protect_year(settings, YEAR, workers=1)
     return settings, build_tables(settings, YEAR, accounting)
 
