@@ -49,16 +49,16 @@ def aggregate_year(settings: Settings, year: int) -> dict:
         _write(con.sql(statement("cells"), params={"has_frame": frame is not None}), cells)
         # Counted from the files written: the accepted returns are its rows not imputed (counting
         # the view would read the valid layer again, a second at 5M returns).
-        counts = con.execute(
-            "select (select count(*) from read_parquet($e)),"
-            " (select count(*) from read_parquet($e) where imputation is null),"
-            " (select count(*) from read_parquet($c))",
-            {"e": str(enterprises), "c": str(cells)}).fetchall()[0]
+        population, returned = con.execute(
+            "select count(*), count(*) filter (where imputation is null) from read_parquet(?)",
+            [str(enterprises)]).fetchall()[0]
+        cell_count = con.execute("select count(*) from read_parquet(?)",
+                                 [str(cells)]).fetchall()[0][0]
     finally:
         con.close()
     by_method = imputed["imputation"].value_counts().rows()
     return {"enterprises_path": str(enterprises), "cells_path": str(cells),
-            "enterprises": counts[0], "cells": counts[2], "returns": counts[1],
+            "enterprises": population, "cells": cell_count, "returns": returned,
             "imputed": {"ratio": 0, "donor": 0} | dict(by_method)}
 
 
