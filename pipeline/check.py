@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +21,8 @@ from pipeline.validate import check_returns, previous_year_counts
 #: Input bytes of a batch: about 240,000 returns of CSV. A batch shares the fixed costs of a
 #: task, and of the few hundred polars queries pandera runs on any frame, over its rows.
 BATCH_BYTES = 48 * 2**20
+#: The head of a text file read to tell, from its lines' length, whether it is over the row limit.
+SAMPLE_BYTES = 64 * 2**10
 #: Rows checked as one frame: a batch of more (one large file) is checked in equal slices of at
 #: most this many, so memory stays flat whatever the files' size (about 0.8 GB per slice).
 SLICE_ROWS = 240_000
@@ -27,15 +30,12 @@ SLICE_ROWS = 240_000
 
 def landed_batches(settings: Settings, year: int, workers: int = 1,
                    batch_bytes: int = BATCH_BYTES) -> list[list[Path]]:
-    """The year's landed files grouped to be checked together: a file heavier than its share
-    goes alone, and the rest are shared, largest first, among a multiple of `workers` batches of
-    about batch_bytes or less, so workers finish together."""
+    """The year's landed files grouped to be checked together: weighed by checked_bytes, a file
+    heavier than its share goes alone, and the rest are shared, largest first, among a multiple
+    of `workers` batches of about batch_bytes or less, so workers finish together."""
     paths = landed_files(settings, year)
-    # lstat: a link or a folder is weighed as itself, never followed (ingest sets it aside, F307).
-    sizes = {path: path.lstat().st_size for path in paths}
+    sizes = {path: checked_bytes(settings, path) for path in paths}
     ordered = sorted(paths, key=lambda p: (-sizes[p], p.name))
-    # Bytes are not work: a file over the row limit is refused after a count of its lines
-    # (F305), so sharing the rest with it would leave them all to one worker.
     alone, rest = 0, sum(sizes.values())
     while alone < len(ordered):
         count = max(1, -(-rest // batch_bytes))
@@ -52,6 +52,33 @@ def landed_batches(settings: Settings, year: int, workers: int = 1,
         shared[lightest].append(path)
         totals[lightest] += sizes[path]
     return [sorted(batch, key=lambda p: p.name) for batch in batches + shared if batch]
+
+
+def checked_bytes(settings: Settings, path: Path) -> int:
+    """The bytes of a landed file that its check reads into rows: its size, or none for a text
+    file whose head says it is over the row limit. F305 refuses that before any row is checked
+    (a CSV on a count of its lines): weighed by its size, it would leave its batch's other files
+    to one worker."""
+    # lstat: a link or a folder is weighed as itself, never followed (ingest sets it aside, F307).
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode):
+        return info.st_size
+    try:
+        # As ingest opens it: a pipe or link swapped in since the look is neither waited on nor
+        # followed (its check sets it aside, F307).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            head = f.read(SAMPLE_BYTES) if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else b""
+    except OSError:  # its check says why, for the file
+        return info.st_size
+    # The header apart, rows of about the length of those in the head (an XLSX has no lines).
+    start, end = head.find(b"\n") + 1, head.rfind(b"\n") + 1
+    rows = head.count(b"\n", start, end)
+    if start == 0 or rows == 0 or head.startswith(b"PK"):
+        return info.st_size
+    if (info.st_size - start) * rows / (end - start) > settings.max_file_rows:
+        return 0
+    return info.st_size
 
 
 def batch_name(paths: list[Path | str]) -> str:

@@ -53,7 +53,7 @@ def test_batches_hold_every_file_once_and_share_the_work(tmp_path, workers):
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_one_large_file_goes_alone_and_the_rest_are_shared(tmp_path, workers):
-    # Bytes are not work: a file over the row limit is refused after counting its lines (F305).
+    # A file heavier than its share (a city's whole year, say) is checked alone.
     settings = Settings(data_dir=tmp_path)
     small = {f"county_{number:02}.csv": b"x" * (100 + number) for number in range(30)}
     landed(settings, {"online_full_dump.csv": b"x" * 20_000, **small})
@@ -62,6 +62,26 @@ def test_one_large_file_goes_alone_and_the_rest_are_shared(tmp_path, workers):
     assert len(batches) == 1 + workers
     totals = [sum(p.stat().st_size for p in batch) for batch in batches[1:]]
     assert max(totals) - min(totals) <= 129
+
+
+@pytest.mark.parametrize(("dump_rows", "weighed"), [(400, False), (99, True)])
+def test_a_csv_over_the_row_limit_weighs_nothing(tmp_path, dump_rows, weighed):
+    # Refused on a count of its lines (F305), its bytes are no work: by its size it would go
+    # alone, and leave the county files to the other worker.
+    settings = Settings(data_dir=tmp_path, max_file_rows=100)
+    blank_row = b"2025" + b"," * (len(FORM_COLUMNS) - 1) + b"\n"
+    dump = ",".join(FORM_COLUMNS).encode() + b"\n" + blank_row * dump_rows
+    counties = {f"county_{number}.csv": b"x" * (300 + number) for number in range(6)}
+    landed(settings, {"online_full_dump.csv": dump, **counties})
+    batches = landed_batches(settings, YEAR, 2, batch_bytes=sum(map(len, counties.values())))
+    dump_batch = next(b for b in batches if any(p.name == "online_full_dump.csv" for p in b))
+    assert (dump_batch == [settings.landing_dir(YEAR) / "online_full_dump.csv"]) is weighed
+    if not weighed:
+        assert len(batches) == 2
+        totals = [sum(p.stat().st_size for p in batch if p.name in counties) for batch in batches]
+        assert max(totals) - min(totals) <= 305
+    verdict = {r["source_file"]: r for r in check_batch(settings, YEAR, dump_batch)}
+    assert verdict["online_full_dump.csv"]["rule"] == (None if weighed else "F305")
 
 
 def test_one_file_and_no_file_make_one_batch_or_none(tmp_path):
