@@ -339,8 +339,9 @@ def _check(settings: Settings, args) -> int:
     import polars as pl
 
     from pipeline.ingest import read_received
-    from pipeline.validate import check_returns, previous_year_counts, rules
+    from pipeline.validate import check_returns, previous_year_counts
     from schemas.form import FORM_COLUMNS
+    from schemas.rules import rules
 
     failed = False
     for path in args.files:

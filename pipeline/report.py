@@ -13,7 +13,7 @@ from pipeline.population import read_frame
 from pipeline.spreadsheet import write_parquet_as_csv_for_excel
 from pipeline.sql import connect, statement
 from pipeline.valid import valid_returns
-from pipeline.validate import RULES_PATH
+from schemas.rules import RULES_PATH
 
 OUTCOMES = ("accepted", "rejected", "superseded", "duplicate")
 

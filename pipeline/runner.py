@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from multiprocessing import get_context
 
 from pipeline.aggregate import aggregate_year
 from pipeline.check import check_batch, landed_batches
@@ -18,7 +16,6 @@ from pipeline.consolidate import deduplicate
 from pipeline.disclosure import DisclosureError
 from pipeline.errors import SurveyError
 from pipeline.locks import year_lock
-from pipeline.processes import die_with_parent, without_main_script
 from pipeline.protect import protect_year
 from pipeline.publish import publish_year, refuse_to_shrink
 from pipeline.report import report
@@ -27,6 +24,10 @@ from pipeline.yearly_report import write_yearly_report
 
 #: Batches checked at once by `survey run`.
 CHECK_THREADS = 2
+#: The county workbooks' processes in `survey run`, and how far they yield the CPU to the steps
+#: beside them: publication waits for those, and xlsxwriter (Python from end to end) took a core
+#: from DuckDB's two threads. Once the tables are out, both processes have the machine.
+WORKBOOK_PROCESSES, WORKBOOKS_NICENESS = 2, 19
 
 
 def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | None = None,
@@ -51,13 +52,11 @@ def run_year(settings: Settings, year: int, on_file: Callable[[str], None] | Non
             accounting = report(settings, year, ingested)
         refuse_to_shrink(settings, accounting, allow_shrink)  # before the costly steps
         # As in the DAG, the county workbooks are written beside the tables, not before them,
-        # and in a process of their own: xlsxwriter is Python from end to end, and on a thread
+        # and in processes of their own: xlsxwriter is Python from end to end, and on a thread
         # it held the interpreter's lock against the steps below (aggregate took 1.2 s longer
-        # at 50,000 enterprises).
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as beside:
-            with without_main_script():  # the process starts on the first call
-                workbooks = beside.submit(_workbooks, settings, year)
+        # at 50,000 enterprises). This thread only hands out the offices.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbooks") as beside:
+            workbooks = beside.submit(_workbooks, settings, year)
             with _timed(steps, "aggregate"):
                 aggregate_year(settings, year)
             with _timed(steps, "protect"):
@@ -83,11 +82,10 @@ def _timed(steps: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _workbooks(settings: Settings, year: int) -> tuple[dict, float]:
-    """The county workbooks, in the process that runs this; with their seconds."""
-    close_new_files()
+    """The county workbooks, beside the tables; with their seconds."""
     steps: dict[str, float] = {}
     with _timed(steps, "workbooks"):
-        written = follow_up_workbooks(settings, year)
+        written = follow_up_workbooks(settings, year, WORKBOOK_PROCESSES, WORKBOOKS_NICENESS)
     return written, steps["workbooks"]
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from functools import cache
-from pathlib import Path
-
 import pandera.polars as pa
 import polars as pl
 
@@ -24,8 +20,8 @@ from schemas.form import (
     return_schema,
     text_of,
 )
+from schemas.rules import rules
 
-RULES_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rules.csv"
 FINDING = pl.Struct({"rule_id": pl.Utf8, "severity": pl.Utf8, "column_name": pl.Utf8,
                      "value_received": pl.Utf8})
 _ENUM_LABELS = {"size_class": SIZE_LABELS, "innovation_award": AWARD_LABELS}
@@ -38,13 +34,6 @@ CELL_STATUS = pl.Enum(["R", "N", "B"])
 # query is several times the in-memory engine's, and dominates small batches. Set for the
 # process, once: a `pl.Config` block per validation would be undone by another thread's.
 pl.Config.set_engine_affinity("in-memory")
-
-
-@cache
-def rules() -> dict[str, dict[str, str]]:
-    """Rule id → its row in schemas/rules.csv (severity, messages)."""
-    with open(RULES_PATH, encoding="utf-8", newline="") as f:
-        return {row["rule_id"]: row for row in csv.DictReader(f)}
 
 
 def previous_year_counts(settings: Settings, year: int) -> pl.DataFrame | None:

@@ -3,17 +3,22 @@ people who ring the enterprises back: output/<year>/follow_up/<region_code>_<nam
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 import xlsxwriter
 
 from pipeline.config import CLOSED_FILE, Settings, closed_dir
-from pipeline.validate import rules
+from pipeline.processes import die_with_parent, without_main_script
 from schemas import reference
-from schemas.tables import PROVINCE
+from schemas.reference import PROVINCE
+from schemas.rules import rules
 
 #: The findings sheet: (header, follow_up column or None for the office's own columns, width).
 COLUMNS = (
@@ -62,6 +67,9 @@ IN_MEMORY_FINDINGS = 100_000
 #: Offices whose findings are read together, up to this many rows: one scan of the follow-up
 #: list for the many small offices, one office at a time for a large one.
 READ_FINDINGS = 200_000
+#: Shared among processes, the offices are read in about this many groups a process, so that
+#: the processes finish together rather than one waiting on the other's last large group.
+GROUPS_PER_PROCESS = 4
 #: xlsxwriter stamps the workbook with the time it was written unless told otherwise: a fixed
 #: date keeps a workbook's bytes a function of its findings (the ZIP entries get a fixed date too).
 CREATED = datetime(1980, 1, 1)
@@ -75,19 +83,22 @@ CUT_NOTE = "…〔过长已截断，完整内容见 follow_up.csv〕"
 FINDINGS_SHEET = "问题清单"
 
 
-def follow_up_workbooks(settings: Settings, year: int) -> dict:
+def follow_up_workbooks(settings: Settings, year: int, processes: int = 1,
+                        niceness: int = 0) -> dict:
     """The workbooks of the follow-up list the report step wrote for the year."""
     # Scanned, not read: each office's rows are read on their own, so the step holds one office's
     # findings at a time rather than the whole year's.
     follow_up = pl.scan_parquet(settings.output_dir(year) / "follow_up.parquet", glob=False)
-    return write_workbooks(settings, year, follow_up)
+    return write_workbooks(settings, year, follow_up, processes=processes, niceness=niceness)
 
 
 def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.LazyFrame,
-                    sheet_rows: int = SHEET_ROWS,
-                    in_memory_findings: int = IN_MEMORY_FINDINGS) -> dict:
+                    sheet_rows: int = SHEET_ROWS, in_memory_findings: int = IN_MEMORY_FINDINGS,
+                    processes: int = 1, niceness: int = 0) -> dict:
     """Write the year's follow-up workbooks (one per county with findings, the province's for the
-    rest), replacing the previous set whole; return the folder, the count and the file names."""
+    rest), replacing the previous set whole; return the folder, the count and the file names.
+    With processes > 1, offices are written side by side in that many spawned processes, each
+    run at `niceness` (beside other steps, they take the CPU those leave)."""
     out_dir = closed_dir(settings.output_dir(year))
     folder, building, old = (out_dir / "follow_up", out_dir / ".follow_up.building",
                              out_dir / ".follow_up.old")
@@ -99,7 +110,8 @@ def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.
     closed_dir(scratch)
     try:
         files = _write_offices(building, scratch, year, follow_up,
-                               {"sheet_rows": sheet_rows, "in_memory_findings": in_memory_findings})
+                               {"sheet_rows": sheet_rows, "in_memory_findings": in_memory_findings},
+                               processes, niceness)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     # Swap the whole folder, so that an office with no findings any more keeps no stale workbook.
@@ -111,36 +123,61 @@ def write_workbooks(settings: Settings, year: int, follow_up: pl.DataFrame | pl.
 
 
 def _write_offices(building: Path, scratch: Path, year: int,
-                   follow_up: pl.DataFrame | pl.LazyFrame, sizes: dict) -> list[str]:
+                   follow_up: pl.DataFrame | pl.LazyFrame, sizes: dict, processes: int,
+                   niceness: int) -> list[str]:
     """Write each office's workbook into the building folder; return the file names."""
-    names = {r["code"]: r["name"] for r in reference.regions()}
     counties = reference.county_codes()
-    findings = follow_up.lazy().select(FINDING_COLUMNS)
     # Null or not a current county (quarantined files, unreadable regions): the province's.
     office = pl.when(pl.col("region_code").is_in(counties)).then(
         pl.col("region_code")).fill_null(PROVINCE)
-    counts = findings.group_by(office.alias("office")).len().sort("office").collect()
+    findings = follow_up.lazy().select(FINDING_COLUMNS).with_columns(office=office)
+    counts = findings.group_by("office").len().sort("office").collect()
+    most = READ_FINDINGS
+    if processes > 1:
+        most = min(most, max(1, counts["len"].sum() // (processes * GROUPS_PER_PROCESS)))
+    # A group's rows as a query, collected by the process that writes the group.
+    groups = [(codes, findings.filter(pl.col("office").is_in(codes)))
+              for codes in _read_together(counts, most)]
+    write = partial(_write_group, building, scratch, year, sizes)
+    if processes == 1:
+        return [name for codes, rows in groups for name in write(codes, rows)]
+    # spawn, not fork: a forked child of a process running polars' threads can deadlock.
+    with ProcessPoolExecutor(processes, multiprocessing.get_context("spawn"),
+                             initializer=_start_process, initargs=(os.getpid(), niceness)) as pool:
+        with without_main_script():  # the processes start on the first calls
+            written = pool.map(write, *zip(*groups, strict=True)) if groups else []
+        return [name for names in written for name in names]
+
+
+def _start_process(parent: int, niceness: int) -> None:
+    die_with_parent(parent)
+    os.nice(niceness)
+
+
+def _write_group(building: Path, scratch: Path, year: int, sizes: dict, codes: list[str],
+                 rows: pl.LazyFrame) -> list[str]:
+    """The workbooks of offices read together; their file names."""
+    names = {r["code"]: r["name"] for r in reference.regions()}
+    read = rows.collect(engine="streaming")
     files = []
-    for codes in _read_together(counts):
-        read = findings.with_columns(office=office).filter(pl.col("office").is_in(codes)).collect()
-        for code in codes:
-            # The sort is stable and the filter keeps the file's order: the same rows in the
-            # same order as sorting the whole year first.
-            rows = read.filter(pl.col("office") == code).drop("office").sort(
-                SORT_BY, nulls_last=True, maintain_order=True)
-            name = f"{code}_{names[code]}.xlsx"
-            _write_workbook(building / name, code, names[code], year, rows, scratch, **sizes)
-            (building / name).chmod(CLOSED_FILE)
-            files.append(name)
-        del read, rows  # before the next offices' are read
+    for code in codes:
+        # The sort is stable and the filter keeps the file's order: the same rows in the
+        # same order as sorting the whole year first.
+        office_rows = read.filter(pl.col("office") == code).drop("office").sort(
+            SORT_BY, nulls_last=True, maintain_order=True)
+        name = f"{code}_{names[code]}.xlsx"
+        _write_workbook(building / name, code, names[code], year, office_rows, scratch, **sizes)
+        (building / name).chmod(CLOSED_FILE)
+        files.append(name)
+        del office_rows  # before the next office's
     return files
 
 
-def _read_together(counts: pl.DataFrame) -> list[list[str]]:
-    """Office codes in order, grouped up to READ_FINDINGS rows (a larger office alone)."""
-    groups, total = [], READ_FINDINGS
+def _read_together(counts: pl.DataFrame, most: int = READ_FINDINGS) -> list[list[str]]:
+    """Office codes in order, grouped up to `most` rows (a larger office alone)."""
+    groups, total = [], most
     for code, rows in counts.iter_rows():
-        if total + rows > READ_FINDINGS:
+        if total + rows > most:
             groups.append([])
             total = 0
         groups[-1].append(code)

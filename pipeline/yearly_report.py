@@ -14,7 +14,7 @@ import polars as pl
 from pipeline.config import Settings
 from pipeline.errors import SurveyError
 from pipeline.publish import add_report
-from pipeline.validate import rules
+from schemas.rules import rules
 from schemas.tables import AMOUNT_UNIT, PROVINCE, TOTAL, indicators
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -7,6 +7,8 @@ from functools import cache
 from pathlib import Path
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
+#: Zhejiang's own code in regions.csv: the province's rows, and its office's workbook.
+PROVINCE = "330000"
 SIZE_RULE_SECTIONS = ["B", "C", "D"]
 
 

@@ -10,6 +10,8 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
+from schemas.reference import PROVINCE  # noqa: F401 (the tables' province row)
+
 CONTRACT_VERSION = "2"
 FORM_VERSION = "2025"
 
@@ -30,7 +32,6 @@ INDICATORS = MAGNITUDES + ENTERPRISE_COUNTS
 CONF_STATUS = ("F", "C")
 #: Why a cell is hidden, kept in the restricted tier only (§4).
 HIDDEN_BY = ("frequency", "dominance", "secondary")
-PROVINCE = "330000"
 TOTAL = "_T"
 SIZE_CLASSES = ("large", "medium", "small", "micro")
 

@@ -91,7 +91,7 @@ def test_every_rule_occurs_in_the_small_years(processed):
     for year in YEARS:
         follow_up = pl.read_parquet(settings.output_dir(year) / "follow_up.parquet")
         seen |= set(follow_up["rule_id"])
-    from pipeline.validate import rules
+    from schemas.rules import rules
 
     assert seen == set(rules())
 

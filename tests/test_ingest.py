@@ -213,7 +213,7 @@ def test_f303_names_the_missing_columns(tmp_path):
 
 
 def test_every_f_rule_is_tested_here():
-    from pipeline.validate import rules
+    from schemas.rules import rules
 
     assert {case[:4] for case in F_CASES} == {r for r in rules() if r.startswith("F")}
 

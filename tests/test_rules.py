@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 from conftest import YEAR, good_return, raw_frame
 
-from pipeline.validate import check_returns, rules
+from pipeline.validate import check_returns
+from schemas.rules import rules
 
 # rule, column it names, cells that fail it, cells that pass it (beside the good return)
 CASES = [

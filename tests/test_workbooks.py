@@ -190,6 +190,18 @@ def test_a_rerun_replaces_the_years_workbooks(written):
     assert sorted(p.name for p in folder.iterdir()) == ["330102_上城区.xlsx"]
     assert write_workbooks(settings, YEAR, fewer.clear())["workbooks"] == 0
     assert list(folder.iterdir()) == []
+
+
+def test_processes_side_by_side_write_the_same_workbooks(written, tmp_path):
+    settings, alone = written
+    folder = settings.output_dir(YEAR) / "follow_up"
+    shared = Settings(data_dir=tmp_path / "shared")
+    side_by_side = write_workbooks(shared, YEAR, YEAR_FINDINGS, processes=2, niceness=5)
+    assert side_by_side["files"] == alone["files"]
+    for name in alone["files"]:  # an office a process, byte for byte as one process writes it
+        assert (shared.output_dir(YEAR) / "follow_up" / name).read_bytes() == (
+            folder / name).read_bytes()
+    assert write_workbooks(shared, YEAR, YEAR_FINDINGS.clear(), processes=2)["workbooks"] == 0
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert sorted(p.name for p in settings.output_dir(YEAR).iterdir()) == ["follow_up"]
 
