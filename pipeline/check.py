@@ -21,8 +21,9 @@ from pipeline.validate import check_returns, previous_year_counts
 #: Input bytes of a batch: about 240,000 returns of CSV. A batch shares the fixed costs of a
 #: task, and of the few hundred polars queries pandera runs on any frame, over its rows.
 BATCH_BYTES = 48 * 2**20
-#: The head of a text file read to tell, from its lines' length, whether it is over the row limit.
-SAMPLE_BYTES = 64 * 2**10
+#: The head of a text file read to tell, from its lines' length, whether it may be over the row
+#: limit; and the share of the limit above which it is counted whole, to be sure.
+SAMPLE_BYTES, NEAR_ROW_LIMIT = 64 * 2**10, 0.9
 #: Rows checked as one frame: a batch of more (one large file) is checked in equal slices of at
 #: most this many, so memory stays flat whatever the files' size (about 0.8 GB per slice).
 SLICE_ROWS = 240_000
@@ -55,30 +56,46 @@ def landed_batches(settings: Settings, year: int, workers: int = 1,
 
 
 def checked_bytes(settings: Settings, path: Path) -> int:
-    """The bytes of a landed file that its check reads into rows: its size, or none for a text
-    file whose head says it is over the row limit. F305 refuses that before any row is checked
-    (a CSV on a count of its lines): weighed by its size, it would leave its batch's other files
-    to one worker."""
+    """The bytes of a landed file that its check reads into rows: its size, or none for a CSV
+    that F305 refuses on a count of its lines, before any row is checked. Weighed by its size,
+    such a file would leave its batch's other files to one worker."""
     # lstat: a link or a folder is weighed as itself, never followed (ingest sets it aside, F307).
     info = path.lstat()
-    if not stat.S_ISREG(info.st_mode):
+    if not stat.S_ISREG(info.st_mode) or info.st_size > settings.max_file_bytes:
         return info.st_size
     try:
         # As ingest opens it: a pipe or link swapped in since the look is neither waited on nor
         # followed (its check sets it aside, F307).
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
-            head = f.read(SAMPLE_BYTES) if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else b""
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return info.st_size
+            head = f.read(SAMPLE_BYTES)
+            if _rows_in_head(head) * info.st_size < NEAR_ROW_LIMIT * settings.max_file_rows:
+                return info.st_size
+            # It may be near the limit (an exporter's parts often stop just at it): counted.
+            rows = _rows_by_lines(head, f)
     except OSError:  # its check says why, for the file
         return info.st_size
-    # The header apart, rows of about the length of those in the head (an XLSX has no lines).
+    return 0 if rows is not None and rows > settings.max_file_rows else info.st_size
+
+
+def _rows_in_head(head: bytes) -> float:
+    """Rows a byte of the file, as the lines of its head after the header go (0 for no lines
+    or an XLSX)."""
     start, end = head.find(b"\n") + 1, head.rfind(b"\n") + 1
-    rows = head.count(b"\n", start, end)
-    if start == 0 or rows == 0 or head.startswith(b"PK"):
-        return info.st_size
-    if (info.st_size - start) * rows / (end - start) > settings.max_file_rows:
+    if end == start or head.startswith(b"PK"):
         return 0
-    return info.st_size
+    return head.count(b"\n", start, end) / (end - start)
+
+
+def _rows_by_lines(head: bytes, rest) -> int | None:
+    """The data rows as ingest counts a CSV's (its lines, the header apart), read on from the
+    head; None when a quote (which can join lines) says lines are not rows."""
+    lines, quoted, last = head.count(b"\n"), b'"' in head, head[-1:]
+    while chunk := rest.read(2**20):
+        lines, quoted, last = lines + chunk.count(b"\n"), quoted or b'"' in chunk, chunk[-1:]
+    return None if quoted else lines + (last != b"\n") - 1
 
 
 def batch_name(paths: list[Path | str]) -> str:

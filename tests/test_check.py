@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from conftest import YEAR, good_return
 
-from pipeline.check import batch_name, check_batch, landed_batches
+from pipeline.check import batch_name, check_batch, checked_bytes, landed_batches
 from pipeline.config import Settings
 from pipeline.errors import BatchFailed
 from schemas.form import FORM_COLUMNS
@@ -64,7 +64,8 @@ def test_one_large_file_goes_alone_and_the_rest_are_shared(tmp_path, workers):
     assert max(totals) - min(totals) <= 129
 
 
-@pytest.mark.parametrize(("dump_rows", "weighed"), [(400, False), (99, True)])
+@pytest.mark.parametrize(("dump_rows", "weighed"), [(400, False), (101, False), (100, True),
+                                                    (99, True)])
 def test_a_csv_over_the_row_limit_weighs_nothing(tmp_path, dump_rows, weighed):
     # Refused on a count of its lines (F305), its bytes are no work: by its size it would go
     # alone, and leave the county files to the other worker.
@@ -82,6 +83,28 @@ def test_a_csv_over_the_row_limit_weighs_nothing(tmp_path, dump_rows, weighed):
         assert max(totals) - min(totals) <= 305
     verdict = {r["source_file"]: r for r in check_batch(settings, YEAR, dump_batch)}
     assert verdict["online_full_dump.csv"]["rule"] == (None if weighed else "F305")
+
+
+def test_a_csv_just_at_the_row_limit_is_counted_not_guessed_from_its_head(tmp_path):
+    # An exporter's part stops at the limit; its first rows are shorter than the rest, so its
+    # head alone would put it over.
+    settings = Settings(data_dir=tmp_path, max_file_rows=2_000)
+    header = ",".join(FORM_COLUMNS).encode() + b"\n"
+    (part,) = landed(settings, {"export_p1.csv": header + b"2025,x\n" * 1_000
+                                + (b"2025," + b"y" * 100 + b"\n") * 1_000})
+    assert checked_bytes(settings, part) == part.stat().st_size
+    with part.open("ab") as f:
+        f.write(b"2025,x\n")
+    assert checked_bytes(settings, part) == 0
+
+
+def test_a_quoted_csv_over_the_row_limit_weighs_its_size(tmp_path):
+    # A quote can join lines into one row: such a file is parsed up to the limit, not counted.
+    settings = Settings(data_dir=tmp_path, max_file_rows=100)
+    rows = b"credit_code,enterprise_name\n" + b'x,"a, b"\n' * 400
+    plain, quoted = landed(settings, {"plain.csv": rows.replace(b'"', b""), "quoted.csv": rows})
+    assert checked_bytes(settings, quoted) == quoted.stat().st_size
+    assert checked_bytes(settings, plain) == 0
 
 
 def test_one_file_and_no_file_make_one_batch_or_none(tmp_path):
