@@ -41,6 +41,8 @@ WORKERS = ("airflow-worker-1", "airflow-worker-2")
 WORKER_CONCURRENCY = 2
 #: A task whose worker stops heartbeating is failed (and retried) after this many seconds.
 HEARTBEAT_TIMEOUT = 15
+#: A task queued this many seconds and not started is sent back to be scheduled (not a try).
+QUEUED_TIMEOUT = 30
 #: The DAG's retry delay in this test (see the cluster policy in the fixture).
 RETRY_DELAY_SECONDS = 1
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
@@ -274,6 +276,11 @@ def deployment(tmp_path_factory):
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
+            # A task the killed worker had taken but not yet started never runs, so no heartbeat
+            # goes missing: it waits in `queued` until this timeout (default 600 s, looked for
+            # every 120 s) sends it back to be scheduled: half a minute here.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(QUEUED_TIMEOUT),
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
