@@ -190,6 +190,8 @@ def test_a_rerun_replaces_the_years_workbooks(written):
     assert sorted(p.name for p in folder.iterdir()) == ["330102_上城区.xlsx"]
     assert write_workbooks(settings, YEAR, fewer.clear())["workbooks"] == 0
     assert list(folder.iterdir()) == []
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert sorted(p.name for p in settings.output_dir(YEAR).iterdir()) == ["follow_up"]
 
 
 def test_processes_side_by_side_write_the_same_workbooks(written, tmp_path):
@@ -201,9 +203,11 @@ def test_processes_side_by_side_write_the_same_workbooks(written, tmp_path):
     for name in alone["files"]:  # an office a process, byte for byte as one process writes it
         assert (shared.output_dir(YEAR) / "follow_up" / name).read_bytes() == (
             folder / name).read_bytes()
+    assert {stat.S_IMODE((shared.output_dir(YEAR) / "follow_up" / name).stat().st_mode)
+            for name in alone["files"]} == {0o600}
     assert write_workbooks(shared, YEAR, YEAR_FINDINGS.clear(), processes=2)["workbooks"] == 0
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert sorted(p.name for p in settings.output_dir(YEAR).iterdir()) == ["follow_up"]
+    assert sorted(p.name for p in shared.output_dir(YEAR).iterdir()) == ["follow_up"]
+    assert not (tmp_path / "shared" / "tmp" / "workbooks" / str(YEAR)).exists()
 
 
 @pytest.mark.parametrize("in_memory_findings", [100, 0], ids=["in-memory", "constant-memory"])
