@@ -198,14 +198,15 @@ def test_processes_side_by_side_write_the_same_workbooks(written, tmp_path):
     settings, alone = written
     folder = settings.output_dir(YEAR) / "follow_up"
     shared = Settings(data_dir=tmp_path / "shared")
+    shared_folder = shared.output_dir(YEAR) / "follow_up"
     side_by_side = write_workbooks(shared, YEAR, YEAR_FINDINGS, processes=2, niceness=5)
     assert side_by_side["files"] == alone["files"]
     for name in alone["files"]:  # an office a process, byte for byte as one process writes it
-        assert (shared.output_dir(YEAR) / "follow_up" / name).read_bytes() == (
-            folder / name).read_bytes()
-    assert {stat.S_IMODE((shared.output_dir(YEAR) / "follow_up" / name).stat().st_mode)
+        assert (shared_folder / name).read_bytes() == (folder / name).read_bytes()
+    assert {stat.S_IMODE((shared_folder / name).stat().st_mode)
             for name in alone["files"]} == {0o600}
     assert write_workbooks(shared, YEAR, YEAR_FINDINGS.clear(), processes=2)["workbooks"] == 0
+    assert stat.S_IMODE(shared_folder.stat().st_mode) == 0o700
     assert sorted(p.name for p in shared.output_dir(YEAR).iterdir()) == ["follow_up"]
     assert not (tmp_path / "shared" / "tmp" / "workbooks" / str(YEAR)).exists()
 
