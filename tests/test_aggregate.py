@@ -3,10 +3,14 @@ and its imputed enterprises."""
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 import pytest
 from conftest import YEARS
 
+from pipeline import sql
+from pipeline.config import Settings
 from pipeline.tabulation import cell_id, relations
 from pipeline.valid import scan_valid_returns
 from schemas import reference
@@ -118,3 +122,15 @@ def test_published_free_cells_are_the_recomputed_values(two_years):
     free = joined.filter(pl.col("conf_status") == "F")
     assert free.height > 0
     assert (free["value"] - free["value_expected"]).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize(("memory_mb", "at_most"), [(256, 1), (1024, 2), (1536, 3), (10**6, None)])
+def test_a_step_s_duckdb_gets_a_thread_per_512_mb_and_no_more_than_its_cores(tmp_path,
+                                                                             memory_mb, at_most):
+    cores = len(os.sched_getaffinity(0))
+    con = sql.connect(Settings(data_dir=tmp_path, duckdb_memory_mb=memory_mb))
+    try:
+        found = con.execute("select current_setting('threads')").fetchall()[0][0]
+    finally:
+        con.close()
+    assert found == min(cores, at_most or cores)
