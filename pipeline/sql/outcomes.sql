@@ -47,16 +47,29 @@ numbered as (
     left join copies using (source_file, source_row)
 ),
 
+contested as (
+    -- the credit codes with more than one valid first copy: only their rows are ranked (a
+    -- window over every row sorted a million of them to rank 45,000, 0.5 s of the query's 0.8)
+    select credit_code
+    from numbered
+    where copy_number = 1 and not rejected
+    group by credit_code
+    having count(*) > 1
+),
+
 ranked as (
     -- D201: among valid first copies, the latest submitted_at wins; ties go to the file
-    -- whose name sorts later, then the later row (the other rows rank in a partition apart)
+    -- whose name sorts later, then the later row
     select
-        *,
+        source_file,
+        source_row,
         row_number() over (
-            partition by credit_code, copy_number = 1 and not rejected
+            partition by credit_code
             order by submitted_at desc, source_file desc, source_row desc
         ) as recency
     from numbered
+    semi join contested using (credit_code)
+    where copy_number = 1 and not rejected
 )
 
 select
@@ -65,11 +78,12 @@ select
     case
         when copy_number > 1 then 'duplicate'
         when rejected then 'rejected'
-        when recency = 1 then 'accepted'
+        when coalesce(recency, 1) = 1 then 'accepted'  -- null: the code's only valid first copy
         else 'superseded'
     end as outcome,
     case
         when copy_number > 1 then 'D202'
         when not rejected and recency > 1 then 'D201'
     end as outcome_rule
-from ranked
+from numbered
+left join ranked using (source_file, source_row)
