@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -110,6 +111,21 @@ class Sliced:
                 pl.lit(rows).gather(pl.col("index")).cast(pl.Int32).alias("index"))
                 for errors, rows in failed)
             raise raised
+
+
+def read_ahead(slices: Iterator[pl.DataFrame]) -> Iterator[pa.Table]:
+    """The slices as Arrow, each read, checked and converted on a thread while the one before is
+    written: pyarrow writes on one core, and one after the other the population of 5M returns
+    took 11.2 s to publish, against 8.1 s side by side."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+        def following() -> pa.Table | None:
+            frame = next(slices, None)
+            return None if frame is None else frame.to_arrow()
+
+        upcoming = reader.submit(following)
+        while (table := upcoming.result()) is not None:
+            upcoming = reader.submit(following)
+            yield table
 
 
 def _build_tables(settings: Settings, year: int,
@@ -260,7 +276,8 @@ def _publish_locked(settings: Settings, year: int, tables: dict, accounting: dic
     try:
         for (scope, name), table in tables.items():
             relative = table_path(scope, name, year)
-            slices = table.checked() if isinstance(table, Sliced) else [table]
+            slices = (read_ahead(table.checked()) if isinstance(table, Sliced)
+                      else [table.to_arrow()])
             entries[f"{scope}/{name}"] = _write_table(slices, building / relative, scope, name)
             entries[f"{scope}/{name}"]["path"] = str(relative)
     except BaseException:
@@ -397,29 +414,51 @@ def _link_snapshot(current: Path, building: Path, skip) -> None:
         os.link(path, target)
 
 
-def _write_table(slices: Iterable[pl.DataFrame], path: Path, scope: str, name: str) -> dict:
+def _write_table(slices: Iterable[pa.Table], path: Path, scope: str, name: str) -> dict:
     """Parquet (zstd), a row group per slice, with each column's English and Chinese description
     in its field metadata; its rows and sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     described = descriptions(scope, name)
     rows, writer = 0, None
     try:
-        for frame in slices:
-            table = frame.to_arrow()
+        for table in slices:
             if writer is None:
                 schema = pa.schema([
                     field.with_metadata({"description_en": described[field.name]["en"],
                                          "description_zh": described[field.name]["zh"]})
                     for field in table.schema
                 ], metadata={"table": f"{scope}/{name}", "contract_version": CONTRACT_VERSION})
-                writer = pq.ParquetWriter(str(path), schema, compression="zstd")
+                # Dictionaries for text only: hashing every number to find few repeats, and the
+                # statistics of the cell statuses' 33 letters, were a third of writing the
+                # population (1.3 s of 2.1 s a million rows). Top-level columns keep statistics,
+                # the ones that let a reader skip row groups.
+                writer = pq.ParquetWriter(
+                    str(path), schema, compression="zstd", use_dictionary=_text_leaves(schema),
+                    write_statistics=[f.name for f in schema if not pa.types.is_nested(f.type)])
             writer.write_table(table.cast(schema))
-            rows += frame.height
+            rows += table.num_rows
     finally:
         if writer is not None:
             writer.close()
     with open(path, "rb") as f:
         return {"rows": rows, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+
+
+def _text_leaves(schema: pa.Schema | pa.StructType) -> list[str]:
+    """The Parquet paths of the text columns, nested ones included (`cell_status.employees`,
+    `warnings.list.element`)."""
+    leaves = []
+    for field in schema:
+        kind = field.type
+        if pa.types.is_struct(kind):
+            leaves += [f"{field.name}.{leaf}" for leaf in _text_leaves(kind)]
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            element = pa.schema([pa.field("element", kind.value_type)])
+            leaves += [f"{field.name}.list.{leaf}" for leaf in _text_leaves(element)]
+        elif (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+              or pa.types.is_string_view(kind)):
+            leaves.append(field.name)
+    return leaves
 
 
 def _write_dictionary(path: Path) -> None:

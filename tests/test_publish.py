@@ -198,6 +198,21 @@ def test_columns_are_described_in_english_and_chinese(two_years):
     assert mode == 0o700
 
 
+def test_text_is_dictionary_encoded_and_top_level_columns_carry_statistics(two_years):
+    """Text columns, nested ones included, are dictionary-encoded and numbers are not; every
+    top-level column has the min/max statistics that let a reader skip row groups."""
+    settings, _ = two_years
+    for scope, name in published_tables():
+        path = next((settings.published_dir / scope / name).rglob("data.parquet"))
+        row_group = pq.read_metadata(path).row_group(0)
+        for i in range(row_group.num_columns):
+            chunk = row_group.column(i)
+            text = chunk.physical_type == "BYTE_ARRAY"
+            assert ("RLE_DICTIONARY" in chunk.encodings) == text, (name, chunk.path_in_schema)
+            if "." not in chunk.path_in_schema:
+                assert chunk.is_stats_set, (name, chunk.path_in_schema)
+
+
 def test_query_reads_every_year_through_the_monitoring_database(two_years, capsys):
     settings, _ = two_years
     code = main(["--data-dir", str(settings.data_dir), "query",
