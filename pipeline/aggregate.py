@@ -64,11 +64,12 @@ def aggregate_year(settings: Settings, year: int) -> dict:
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A step's DuckDB (pipeline.sql.connect) with the tabulation and the code lists as tables
-    (tabulation.register), the macro `placed` (placed.sql), industry_sections (GB/T 4754
-    class → section letter) and the type `cell_statuses`."""
+    (tabulation.register), the macros `placed` (placed.sql) and `part_sums` (part_sums.sql),
+    industry_sections (GB/T 4754 class → section letter) and the type `cell_statuses`."""
     con = sql.connect(settings)
     tabulation.register(con)
     con.execute(statement("placed"))
+    con.execute(statement("part_sums"))
     # A struct of one-byte letters, one per form column: DuckDB reads the statuses as strings,
     # and ordering the population by credit code carried 33 of them a row (3.7 s, against
     # 2.2 s with this type, at a million returns). Parquet stores either as strings.
@@ -84,10 +85,12 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def tabulate(con: duckdb.DuckDBPyConnection, enterprises: Path) -> None:
-    """The views `reported` (each enterprise's value of each indicator) and `contributions` (what
-    it adds to each cell) of a statistical layer."""
+    """The views `reported_wide` and `reported` (each enterprise's value of each indicator, a
+    column or a row each) and `contributions` (what it adds to each cell) of a statistical
+    layer."""
     con.read_parquet(str(enterprises)).create_view("enterprises")
-    con.sql(statement("reported")).create_view("reported")
+    for view in ("reported_wide", "reported"):
+        con.sql(statement(view)).create_view(view)
     con.sql(statement("contributions")).create_view("contributions")
 
 
