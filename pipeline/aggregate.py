@@ -84,14 +84,17 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
+#: The views a statistical layer is tabulated through, each built on those before it:
+#: `reported_wide` and `reported` (each enterprise's value of each indicator, a column or a row
+#: each) and `contributions` (what it adds to each cell).
+TABULATION_VIEWS = ("reported_wide", "reported", "contributions")
+
+
 def tabulate(con: duckdb.DuckDBPyConnection, enterprises: Path) -> None:
-    """The views `reported_wide` and `reported` (each enterprise's value of each indicator, a
-    column or a row each) and `contributions` (what it adds to each cell) of a statistical
-    layer."""
+    """The TABULATION_VIEWS of a statistical layer."""
     con.read_parquet(str(enterprises)).create_view("enterprises")
-    for view in ("reported_wide", "reported"):
+    for view in TABULATION_VIEWS:
         con.sql(statement(view)).create_view(view)
-    con.sql(statement("contributions")).create_view("contributions")
 
 
 def _write(rows: duckdb.DuckDBPyRelation, path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import YEARS
 
 from pipeline import tabulation
-from pipeline.aggregate import connect
+from pipeline.aggregate import TABULATION_VIEWS, connect
 from pipeline.config import Settings
 from pipeline.sql import statement
 from schemas import reference
@@ -112,7 +112,7 @@ def cells_of(frame: pl.DataFrame, has_frame: bool = False) -> pl.DataFrame:
     # A step's DuckDB spills under the data root: here, a fresh folder.
     con = connect(Settings(data_dir=Path(tempfile.mkdtemp(prefix="cells-"))))
     con.register("enterprises", frame.to_arrow())
-    for view in ("reported_wide", "reported", "contributions"):  # as aggregate.tabulate does
+    for view in TABULATION_VIEWS:  # as aggregate.tabulate makes them, from a frame
         con.sql(statement(view)).create_view(view)
     return con.sql(statement("cells"), params={"has_frame": has_frame}).pl()
 
